@@ -1,0 +1,26 @@
+// Asio configuration shared by proxy/: C++20 coroutines and the awaitable operators
+// used for deadlines (`co_await (op || timer.async_wait())`).
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+
+namespace pgring::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+// Completion token that returns (error_code, result...) as a tuple instead of throwing:
+// expected network failures are values on the data path.
+inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using Clock = std::chrono::steady_clock;
+
+}  // namespace pgring::proxy
+
+// Returns from a coroutine when `expr` (an absl::Status) is not OK.
+#define PGRING_CO_RETURN_IF_ERROR(expr)          \
+  do {                                           \
+    if (auto _st = (expr); !_st.ok()) co_return _st; \
+  } while (0)

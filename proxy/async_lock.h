@@ -1,0 +1,36 @@
+// A mutex for coroutines on one io_context thread: Lock() suspends instead of blocking.
+// Used to keep writes to one socket from interleaving when two coroutines of a session
+// (the client reader and a server pump) both answer the client.
+#pragma once
+
+#include <deque>
+
+#include "proxy/asio.h"
+
+namespace pgring::proxy {
+
+class AsyncLock {
+ public:
+  awaitable<void> Lock() {
+    while (locked_) {
+      asio::steady_timer wake(co_await asio::this_coro::executor, Clock::time_point::max());
+      waiters_.push_back(&wake);
+      co_await wake.async_wait(use_nothrow);
+    }
+    locked_ = true;
+  }
+  void Unlock() {
+    locked_ = false;
+    if (!waiters_.empty()) {
+      waiters_.front()->cancel();
+      waiters_.pop_front();
+    }
+  }
+  bool locked() const { return locked_; }
+
+ private:
+  bool locked_ = false;
+  std::deque<asio::steady_timer*> waiters_;
+};
+
+}  // namespace pgring::proxy

@@ -1,0 +1,149 @@
+#include "proxy/server_pool.h"
+
+#include <sys/socket.h>
+
+#include "proxy/str.h"
+#include "protocol/sql_error.h"
+#include "spdlog/spdlog.h"
+
+namespace pgring::proxy {
+namespace {
+
+// A connection that sat idle may have been closed by the server (restart,
+// pg_terminate_backend). Peeking costs one syscall, so only connections idle for a while
+// are checked.
+constexpr auto kCheckAfterIdle = std::chrono::seconds(1);
+
+bool LooksAlive(ServerConnection& c) {
+  char b;
+  ssize_t n = ::recv(c.stream().socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+bool ServerPool::Expired(const ServerConnection& c, Clock::time_point now) const {
+  if (options_.lifetime.count() > 0 && now - c.created_at > options_.lifetime) return true;
+  if (options_.idle_timeout.count() > 0 && now - c.last_used > options_.idle_timeout) return true;
+  return false;
+}
+
+void ServerPool::Close(std::unique_ptr<ServerConnection> conn) {
+  if (!conn) return;
+  conn->stream().Close();
+  --total_;
+}
+
+awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire() {
+  ++stats_.acquires;
+  auto now = Clock::now();
+  while (!idle_.empty()) {
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    if (Expired(*conn, now) || (now - conn->last_used > kCheckAfterIdle && !LooksAlive(*conn))) {
+      Close(std::move(conn));
+      continue;
+    }
+    co_return conn;
+  }
+  if (total_ < options_.max_size) {
+    ++total_;
+    auto conn = co_await ServerConnection::Connect(options_.endpoint, options_.connect_timeout,
+                                                   nullptr, "pgring");
+    if (!conn.ok()) {
+      --total_;
+      ++stats_.connect_failures;
+      spdlog::warn("shard {}: {}", options_.shard_name, protocol::MessageOf(conn.status()));
+      co_return conn.status();
+    }
+    ++stats_.connects;
+    (*conn)->id = next_id_++;
+    co_return std::move(*conn);
+  }
+
+  // Wait for a release, bounded by query_wait_timeout.
+  asio::steady_timer wake(ex_, options_.wait_timeout);
+  std::unique_ptr<ServerConnection> slot;
+  auto it = waiters_.insert(waiters_.end(), Waiter{&wake, &slot, now});
+  co_await wake.async_wait(use_nothrow);
+  stats_.total_wait_us +=
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - now).count();
+  waiters_.erase(it);
+  if (slot) co_return std::move(slot);
+  if (total_ < options_.max_size) {
+    // A connection was closed while we waited: open one ourselves.
+    co_return co_await Acquire();
+  }
+  ++stats_.wait_timeouts;
+  co_return protocol::SqlError(
+      absl::StatusCode::kResourceExhausted, "53300",
+      Cat("no server connection to shard \"", options_.shard_name,
+                   "\" became free within query_wait_timeout (",
+                   options_.wait_timeout.count(), " ms); all ", options_.max_size,
+                   " connections of this worker are busy"),
+      "raise pool.size or pool.query_wait_timeout, or shorten long transactions");
+}
+
+ServerPool::Waiter* ServerPool::NextWaiter() {
+  for (auto& w : waiters_)
+    if (!w.served) return &w;
+  return nullptr;
+}
+
+void ServerPool::Release(std::unique_ptr<ServerConnection> conn) {
+  if (!conn) return;
+  auto now = Clock::now();
+  if (conn->broken || conn->tx_status != 'I' || Expired(*conn, now)) {
+    Close(std::move(conn));
+    // The first waiter wakes with an empty slot and opens a connection in the room made.
+    if (auto* w = NextWaiter()) {
+      w->served = true;
+      w->wake->cancel();
+    }
+    return;
+  }
+  conn->last_used = now;
+  if (auto* w = NextWaiter()) {
+    *w->slot = std::move(conn);
+    w->served = true;
+    w->wake->cancel();
+    return;
+  }
+  idle_.push_back(std::move(conn));
+}
+
+void ServerPool::Prune() {
+  auto now = Clock::now();
+  std::deque<std::unique_ptr<ServerConnection>> keep;
+  for (auto& c : idle_) {
+    if (Expired(*c, now)) {
+      Close(std::move(c));
+    } else {
+      keep.push_back(std::move(c));
+    }
+  }
+  idle_.swap(keep);
+}
+
+void ServerPool::CloseIdle() {
+  while (!idle_.empty()) {
+    Close(std::move(idle_.back()));
+    idle_.pop_back();
+  }
+}
+
+void ServerPool::Reconfigure(Options options) {
+  const auto& a = options_.endpoint;
+  const auto& b = options.endpoint;
+  bool moved = a.host != b.host || a.port != b.port || a.dbname != b.dbname || a.user != b.user ||
+               a.password.value != b.password.value || a.sslmode != b.sslmode;
+  options_ = std::move(options);
+  if (moved) CloseIdle();
+}
+
+Clock::duration ServerPool::max_wait() const {
+  if (waiters_.empty()) return {};
+  return Clock::now() - waiters_.front().since;
+}
+
+}  // namespace pgring::proxy

@@ -1,0 +1,86 @@
+// Bounded pool of server connections to one shard's primary, for one worker thread.
+// Acquire() hands out an idle connection, opens a new one while under the limit, or
+// waits in a FIFO queue until one is released or `query_wait_timeout` passes (then a
+// clear 53300 error: load shedding, not a hang). Owned by its Worker; used only on the
+// worker's io_context thread, so it needs no locking.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "conf/config.h"
+#include "proxy/asio.h"
+#include "proxy/server_connection.h"
+
+namespace pgring::proxy {
+
+struct PoolStats {
+  uint64_t connects = 0;         // server connections opened
+  uint64_t connect_failures = 0;
+  uint64_t acquires = 0;
+  uint64_t wait_timeouts = 0;    // clients shed after query_wait_timeout
+  uint64_t total_wait_us = 0;    // time clients spent waiting for a connection
+};
+
+class ServerPool {
+ public:
+  struct Options {
+    std::string shard_name;
+    conf::EndpointConfig endpoint;
+    int max_size = 10;
+    conf::Duration wait_timeout{5000};
+    conf::Duration connect_timeout{5000};
+    conf::Duration idle_timeout{600000};
+    conf::Duration lifetime{3600000};
+  };
+
+  ServerPool(asio::any_io_executor ex, Options options)
+      : ex_(std::move(ex)), options_(std::move(options)) {}
+
+  // Returns a ready connection (transaction status 'I').
+  awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> Acquire();
+  // Gives a connection back. Broken, expired or not-idle connections are closed.
+  void Release(std::unique_ptr<ServerConnection> conn);
+  // Closes idle connections past idle_timeout or lifetime (called periodically).
+  void Prune();
+  // Closes every idle connection (used on shutdown and reload).
+  void CloseIdle();
+
+  const Options& options() const { return options_; }
+  int total() const { return total_; }
+  int idle() const { return static_cast<int>(idle_.size()); }
+  int active() const { return total_ - idle(); }
+  int waiting() const { return static_cast<int>(waiters_.size()); }
+  const PoolStats& stats() const { return stats_; }
+  Clock::duration max_wait() const;
+  const std::deque<std::unique_ptr<ServerConnection>>& idle_connections() const { return idle_; }
+  // Applies new limits and timeouts; a changed endpoint closes the idle connections so
+  // new ones go to the new address.
+  void Reconfigure(Options options);
+
+ private:
+  struct Waiter {
+    asio::steady_timer* wake;
+    std::unique_ptr<ServerConnection>* slot;
+    Clock::time_point since;
+    bool served = false;  // woken by Release; erased by the waiter itself when it resumes
+  };
+  Waiter* NextWaiter();
+
+  bool Expired(const ServerConnection& c, Clock::time_point now) const;
+  void Close(std::unique_ptr<ServerConnection> conn);
+
+  asio::any_io_executor ex_;
+  Options options_;
+  int total_ = 0;  // idle + lent + connecting
+  std::deque<std::unique_ptr<ServerConnection>> idle_;  // most recently used at the back
+  std::list<Waiter> waiters_;
+  PoolStats stats_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace pgring::proxy

@@ -1,0 +1,226 @@
+#include "proxy/session_settings.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "absl/hash/hash.h"
+#include "proxy/str.h"
+
+namespace pgring::proxy {
+namespace {
+
+// Skips white space and SQL comments ("--" to end of line, nested "/* */").
+std::string_view SkipSpace(std::string_view s) {
+  for (;;) {
+    size_t i = 0;
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    s.remove_prefix(i);
+    if (s.starts_with("--")) {
+      auto nl = s.find('\n');
+      s.remove_prefix(nl == std::string_view::npos ? s.size() : nl + 1);
+    } else if (s.starts_with("/*")) {
+      int depth = 0;
+      size_t j = 0;
+      while (j + 1 < s.size()) {
+        if (s[j] == '/' && s[j + 1] == '*') {
+          ++depth;
+          j += 2;
+        } else if (s[j] == '*' && s[j + 1] == '/') {
+          j += 2;
+          if (--depth == 0) break;
+        } else {
+          ++j;
+        }
+      }
+      s.remove_prefix(std::min(j, s.size()));
+      if (depth != 0) return {};
+    } else {
+      return s;
+    }
+  }
+}
+
+// Reads one word (identifier characters, or a double-quoted identifier) lower-cased.
+std::string NextWord(std::string_view& s) {
+  s = SkipSpace(s);
+  std::string w;
+  if (!s.empty() && s[0] == '"') {
+    size_t i = 1;
+    for (; i < s.size(); ++i) {
+      if (s[i] == '"') {
+        if (i + 1 < s.size() && s[i + 1] == '"') {
+          w.push_back('"');
+          ++i;
+          continue;
+        }
+        break;
+      }
+      w.push_back(s[i]);
+    }
+    s.remove_prefix(std::min(i + 1, s.size()));
+    return w;
+  }
+  size_t i = 0;
+  while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_' ||
+                          s[i] == '.' || s[i] == '$')) {
+    w.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(s[i]))));
+    ++i;
+  }
+  s.remove_prefix(i);
+  return w;
+}
+
+std::string_view TrimStatement(std::string_view s) {
+  s = SkipSpace(s);
+  while (!s.empty() && (s.back() == ';' || std::isspace(static_cast<unsigned char>(s.back()))))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool ContainsWordCI(std::string_view haystack, std::string_view needle) {
+  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
+                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) ==
+                                                    std::tolower(static_cast<unsigned char>(b)); });
+  return it != haystack.end();
+}
+
+}  // namespace
+
+std::optional<SettingChange> ClassifySetting(std::string_view sql) {
+  std::string_view s = TrimStatement(sql);
+  // Several statements in one string: not a single setting change.
+  if (s.find(';') != std::string_view::npos) return std::nullopt;
+  std::string_view rest = s;
+  std::string verb = NextWord(rest);
+  if (verb == "set") {
+    std::string_view after = rest;
+    std::string name = NextWord(after);
+    if (name == "local" || name == "transaction" || name.empty()) return std::nullopt;
+    if (name == "session") {
+      std::string_view probe = after;
+      std::string next = NextWord(probe);
+      if (next == "characteristics" || next == "authorization") {
+        return std::nullopt;
+      }
+      name = NextWord(after);
+    }
+    if (name == "time") {  // SET TIME ZONE ...
+      std::string_view probe = after;
+      if (NextWord(probe) == "zone") name = "timezone";
+    }
+    if (name == "names") name = "client_encoding";
+    if (name == "role" || name == "constraints") return std::nullopt;
+    return SettingChange{SettingChange::Kind::kSet, name, std::string(s)};
+  }
+  if (verb == "reset") {
+    std::string name = NextWord(rest);
+    if (name.empty()) return std::nullopt;
+    if (name == "all") return SettingChange{SettingChange::Kind::kResetAll, "", std::string(s)};
+    if (name == "session") return std::nullopt;  // RESET SESSION AUTHORIZATION
+    return SettingChange{SettingChange::Kind::kReset, name, std::string(s)};
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> SessionPinReason(std::string_view sql) {
+  std::string_view s = SkipSpace(sql);
+  std::string_view rest = s;
+  std::string verb = NextWord(rest);
+  if (verb == "listen") return "LISTEN";
+  if (verb == "prepare") {
+    std::string_view probe = rest;
+    if (NextWord(probe) != "transaction") return "SQL-level PREPARE";
+  }
+  if (verb == "declare" && ContainsWordCI(s, "with hold")) return "cursor WITH HOLD";
+  if (verb == "create") {
+    std::string_view probe = rest;
+    std::string w = NextWord(probe);
+    if (w == "temp" || w == "temporary") return "temporary table";
+    if (w == "global" || w == "local") {
+      w = NextWord(probe);
+      if (w == "temp" || w == "temporary") return "temporary table";
+    }
+  }
+  if (ContainsWordCI(s, "pg_advisory_lock") || ContainsWordCI(s, "pg_try_advisory_lock") ||
+      ContainsWordCI(s, "pg_advisory_lock_shared") ||
+      ContainsWordCI(s, "pg_try_advisory_lock_shared")) {
+    return "session advisory lock";
+  }
+  return std::nullopt;
+}
+
+bool DropsPreparedStatements(std::string_view sql) {
+  std::string_view rest = SkipSpace(sql);
+  std::string verb = NextWord(rest);
+  if (verb == "discard") {
+    std::string what = NextWord(rest);
+    return what == "all";
+  }
+  if (verb == "deallocate") {
+    std::string what = NextWord(rest);
+    if (what == "prepare") what = NextWord(rest);
+    return what == "all";
+  }
+  return false;
+}
+
+void SessionSettings::Apply(const SettingChange& change) {
+  switch (change.kind) {
+    case SettingChange::Kind::kResetAll:
+      entries_.clear();
+      break;
+    case SettingChange::Kind::kReset: {
+      auto it = std::find_if(entries_.begin(), entries_.end(),
+                             [&](const auto& e) { return e.first == change.name; });
+      if (it != entries_.end()) entries_.erase(it);
+      break;
+    }
+    case SettingChange::Kind::kSet: {
+      auto it = std::lower_bound(entries_.begin(), entries_.end(), change.name,
+                                 [](const auto& e, const std::string& n) { return e.first < n; });
+      if (it != entries_.end() && it->first == change.name) {
+        it->second = change.sql;
+      } else {
+        entries_.insert(it, {change.name, change.sql});
+      }
+      break;
+    }
+  }
+  Recompute();
+}
+
+void SessionSettings::SetStartupParameter(std::string_view name, std::string_view value) {
+  std::string lname(name);
+  for (auto& c : lname) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  Apply(SettingChange{SettingChange::Kind::kSet, lname,
+                      Cat("SET ", lname, " TO ", QuoteLiteral(value))});
+}
+
+std::string SessionSettings::ReplaySql() const {
+  std::string sql = "RESET ALL";
+  for (const auto& [name, stmt] : entries_) sql += Cat("; ", stmt);
+  return sql;
+}
+
+void SessionSettings::Recompute() {
+  if (entries_.empty()) {
+    fingerprint_ = 0;
+    return;
+  }
+  fingerprint_ = absl::Hash<std::vector<std::pair<std::string, std::string>>>{}(entries_);
+  if (fingerprint_ == 0) fingerprint_ = 1;
+}
+
+std::string QuoteLiteral(std::string_view s) {
+  bool backslash = s.find('\\') != std::string_view::npos;
+  std::string out = backslash ? "E'" : "'";
+  for (char c : s) {
+    if (c == '\'') out.push_back('\'');
+    if (c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+}  // namespace pgring::proxy

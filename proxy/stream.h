@@ -1,0 +1,41 @@
+// A TCP connection that may be upgraded to TLS after the PostgreSQL SSLRequest
+// handshake. Used for both client and server connections; owned by one session and
+// used only on its io_context thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "protocol/buffer.h"
+#include "proxy/asio.h"
+
+namespace pgring::proxy {
+
+class Stream {
+ public:
+  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+
+  // Reads whatever is available (at least one byte) into `buf`. Returns 0 bytes and an
+  // error code on EOF or failure.
+  awaitable<std::tuple<boost::system::error_code, size_t>> ReadSome(protocol::Buffer& buf,
+                                                                   size_t min_room = 8192);
+  // Writes all of `bytes`.
+  awaitable<boost::system::error_code> WriteAll(std::span<const std::byte> bytes);
+  // Writes a sequence of buffers (gather write).
+  awaitable<boost::system::error_code> WriteAll(const std::vector<asio::const_buffer>& bufs);
+  // Waits until the peer sent something (or closed) without holding a read buffer.
+  awaitable<boost::system::error_code> WaitReadable();
+
+  // Performs the TLS handshake on the existing connection.
+  awaitable<boost::system::error_code> StartTls(asio::ssl::context& ctx,
+                                                asio::ssl::stream_base::handshake_type type);
+  bool tls() const { return tls_ != nullptr; }
+  tcp::socket& socket() { return socket_; }
+  void Close();
+
+ private:
+  tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+};
+
+}  // namespace pgring::proxy

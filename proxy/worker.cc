@@ -1,0 +1,222 @@
+#include "proxy/worker.h"
+
+#include <sys/socket.h>
+
+#include "proxy/str.h"
+#include "protocol/sql_error.h"
+#include "proxy/admin_console.h"
+#include "proxy/client_session.h"
+#include "proxy/proxy.h"
+#include "spdlog/spdlog.h"
+
+namespace pgring::proxy {
+namespace {
+
+absl::StatusOr<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const std::string& host,
+                                                    uint16_t port, bool reuse_port) {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        Cat("listen.host \"", host, "\" is not an IP address: ", ec.message()));
+  }
+  auto acc = std::make_unique<tcp::acceptor>(io);
+  tcp::endpoint ep(addr, port);
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && reuse_port) {
+    int one = 1;
+    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    }
+  }
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(4096, ec);
+  if (ec) {
+    return absl::UnavailableError(Cat("cannot listen on ", host, ":", port, ": ",
+                                               ec.message(),
+                                               " (is another process using the port?)"));
+  }
+  return acc;
+}
+
+ServerPool::Options PoolOptions(const conf::Config& config, const conf::ShardConfig& shard,
+                                int workers) {
+  ServerPool::Options o;
+  o.shard_name = shard.name;
+  o.endpoint = shard.primary;
+  // The configured size is for the whole process; each worker gets its share.
+  o.max_size = std::max(1, (config.pool.size + workers - 1) / workers);
+  o.wait_timeout = config.pool.query_wait_timeout;
+  o.connect_timeout = config.pool.server_connect_timeout;
+  o.idle_timeout = config.pool.server_idle_timeout;
+  o.lifetime = config.pool.server_lifetime;
+  return o;
+}
+
+}  // namespace
+
+Worker::Worker(Proxy& proxy, int index, int worker_count,
+               std::shared_ptr<const conf::Config> config)
+    : proxy_(proxy), index_(index), worker_count_(worker_count), config_(std::move(config)) {
+  verifiers_ = BuildVerifiers(*config_);
+  BuildPools();
+}
+
+Worker::~Worker() { Join(); }
+
+void Worker::BuildPools() {
+  default_shard_ = 0;
+  for (size_t i = 0; i < config_->shards.size(); ++i) {
+    const auto& shard = config_->shards[i];
+    if (shard.name == config_->default_shard) default_shard_ = i;
+    auto opts = PoolOptions(*config_, shard, worker_count_);
+    if (i < pools_.size()) {
+      pools_[i]->Reconfigure(std::move(opts));
+    } else {
+      pools_.push_back(std::make_unique<ServerPool>(io_.get_executor(), std::move(opts)));
+    }
+  }
+}
+
+absl::Status Worker::Listen() {
+  auto client = Bind(io_, config_->listen.host, config_->listen.port, true);
+  if (!client.ok()) return client.status();
+  client_acceptor_ = std::move(*client);
+  if (index_ == 0) {
+    auto admin = Bind(io_, config_->listen.host, config_->listen.admin_port, false);
+    if (!admin.ok()) return admin.status();
+    admin_acceptor_ = std::move(*admin);
+  }
+  return absl::OkStatus();
+}
+
+void Worker::Start() {
+  work_.emplace(io_.get_executor());
+  auto log_end = [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("accept loop ended: {}", ex.what());
+    }
+  };
+  asio::co_spawn(io_, AcceptLoop(*client_acceptor_, false), log_end);
+  if (admin_acceptor_) asio::co_spawn(io_, AcceptLoop(*admin_acceptor_, true), log_end);
+  asio::co_spawn(io_, Maintenance(), log_end);
+  thread_ = std::thread([this] {
+    for (;;) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("worker {}: unexpected exception: {}", index_, e.what());
+      }
+    }
+  });
+}
+
+void Worker::Stop() {
+  asio::post(io_, [this] {
+    boost::system::error_code ignored;
+    if (client_acceptor_) client_acceptor_->close(ignored);
+    if (admin_acceptor_) admin_acceptor_->close(ignored);
+    CloseSessions();
+    work_.reset();
+  });
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+awaitable<void> Worker::AcceptLoop(tcp::acceptor& acceptor, bool admin) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) {
+      spdlog::warn("accept failed: {}", ec.message());
+      // EMFILE and friends: back off briefly instead of spinning.
+      asio::steady_timer t(io_, std::chrono::milliseconds(50));
+      co_await t.async_wait(use_nothrow);
+      continue;
+    }
+    counters_.Add(counters_.clients_accepted);
+    if (admin) {
+      auto session = std::make_shared<AdminSession>(*this, std::move(socket));
+      asio::co_spawn(io_, session->Run(), [session](std::exception_ptr e) {
+        if (e) spdlog::error("admin session ended with an exception");
+      });
+      continue;
+    }
+    if (!proxy_.AdmitClient()) {
+      counters_.Add(counters_.clients_rejected);
+      asio::co_spawn(
+          io_,
+          [s = std::make_shared<Stream>(std::move(socket)), max = config_->pool.max_clients]()
+              -> awaitable<void> {
+            // Read the startup packet first so the client sees the error, not a reset.
+            protocol::Buffer in;
+            co_await s->ReadSome(in, 512);
+            co_await SendFatal(*s, "53300",
+                               Cat("sorry, too many clients already (pool.max_clients = ",
+                                            max, ")"),
+                               "raise pool.max_clients or add pgring instances");
+            s->Close();
+          },
+          asio::detached);
+      continue;
+    }
+    auto session = std::make_shared<ClientSession>(*this, std::move(socket));
+    asio::co_spawn(io_, session->Run(), [session, this](std::exception_ptr e) {
+      proxy_.ReleaseClient();
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("client session ended with an exception: {}", ex.what());
+      }
+    });
+  }
+}
+
+awaitable<void> Worker::Maintenance() {
+  asio::steady_timer timer(io_);
+  for (;;) {
+    timer.expires_after(std::chrono::seconds(1));
+    co_await timer.async_wait(use_nothrow);
+    if (!work_) co_return;
+    for (auto& p : pools_) p->Prune();
+  }
+}
+
+void Worker::ApplyConfig(std::shared_ptr<const conf::Config> config) {
+  config_ = std::move(config);
+  verifiers_ = BuildVerifiers(*config_);
+  BuildPools();
+}
+
+awaitable<void> Worker::WaitWhilePaused() {
+  while (proxy_.paused()) {
+    asio::steady_timer wake(io_, Clock::time_point::max());
+    auto it = paused_waiters_.insert(paused_waiters_.end(), &wake);
+    co_await wake.async_wait(use_nothrow);
+    paused_waiters_.erase(it);
+  }
+}
+
+void Worker::WakePaused() {
+  for (auto* t : paused_waiters_) t->cancel();
+}
+
+void Worker::CloseSessions() {
+  for (auto* s : sessions_) s->RequestClose();
+}
+
+int Worker::ActiveSessions() const {
+  int n = 0;
+  for (auto* s : sessions_) n += s->holds_server() ? 1 : 0;
+  return n;
+}
+
+}  // namespace pgring::proxy

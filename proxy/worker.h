@@ -1,0 +1,122 @@
+// One io thread: its io_context, the client sessions accepted on it, and its own server
+// pools (one per shard), so the data path never takes a lock. The pool size of the
+// configuration is split between workers. Created and owned by Proxy.
+#pragma once
+
+#include <atomic>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "conf/config.h"
+#include "proxy/asio.h"
+#include "proxy/client_handshake.h"
+#include "proxy/server_pool.h"
+#include "proxy/statement_registry.h"
+
+namespace pgring::proxy {
+
+class Proxy;
+class ClientSession;
+
+// Counters of one worker, written on its thread and read by the metrics thread
+// (relaxed atomics: monotonic counters need no ordering).
+struct WorkerCounters {
+  std::atomic<uint64_t> clients_accepted{0};
+  std::atomic<uint64_t> clients_rejected{0};
+  std::atomic<uint64_t> transactions{0};
+  std::atomic<uint64_t> queries{0};
+  std::atomic<uint64_t> bytes_received{0};  // from clients
+  std::atomic<uint64_t> bytes_sent{0};      // to clients
+  std::atomic<uint64_t> transaction_us{0};
+  std::atomic<uint64_t> query_us{0};
+  std::atomic<uint64_t> wait_us{0};
+  std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> prepares{0};        // Parse messages sent to servers
+  std::atomic<uint64_t> prepare_hits{0};    // client Parse answered from a server's cache
+  std::atomic<uint64_t> protocol_errors{0};
+  void Add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+};
+
+class Worker {
+ public:
+  Worker(Proxy& proxy, int index, int worker_count, std::shared_ptr<const conf::Config> config);
+  ~Worker();
+
+  // Binds its own listening socket on the client port (SO_REUSEPORT) and, for worker 0,
+  // the admin port; then runs the io_context on a new thread.
+  absl::Status Listen();
+  void Start();
+  void Stop();  // stops accepting; sessions drain (see Proxy::Shutdown)
+  void Join();
+
+  asio::io_context& io() { return io_; }
+  Proxy& proxy() { return proxy_; }
+  int index() const { return index_; }
+  const conf::Config& config() const { return *config_; }
+  std::shared_ptr<const conf::Config> config_ptr() const { return config_; }
+  ServerPool& pool(size_t shard) { return *pools_[shard]; }
+  size_t pool_count() const { return pools_.size(); }
+  StatementRegistry& statements() { return statements_; }
+  WorkerCounters& counters() { return counters_; }
+  const VerifierMap& verifiers() const { return verifiers_; }
+
+  // Startup ParameterStatus values of the shard servers (learned from the first server
+  // connection), sent to each client after login.
+  const std::vector<std::pair<std::string, std::string>>& server_parameters() const {
+    return server_parameters_;
+  }
+  void LearnServerParameters(const std::vector<std::pair<std::string, std::string>>& p) {
+    if (server_parameters_.empty()) server_parameters_ = p;
+  }
+
+  // Sessions on this worker (for SHOW CLIENTS, PAUSE and shutdown).
+  std::list<ClientSession*>::iterator AddSession(ClientSession* s) {
+    return sessions_.insert(sessions_.end(), s);
+  }
+  void RemoveSession(std::list<ClientSession*>::iterator it) { sessions_.erase(it); }
+  const std::list<ClientSession*>& sessions() const { return sessions_; }
+
+  // Applies a reloaded configuration on this worker's thread.
+  void ApplyConfig(std::shared_ptr<const conf::Config> config);
+
+  // Index of the default shard (the shard statements go to until routing exists).
+  size_t default_shard() const { return default_shard_; }
+
+  // Suspends the caller while the proxy is paused (PAUSE); returns at once otherwise.
+  awaitable<void> WaitWhilePaused();
+  // Wakes every caller of WaitWhilePaused (after RESUME); worker thread only.
+  void WakePaused();
+  // Asks every session to close once it holds no server connection (shutdown).
+  void CloseSessions();
+  // Number of sessions that hold a server connection.
+  int ActiveSessions() const;
+
+ private:
+  awaitable<void> AcceptLoop(tcp::acceptor& acceptor, bool admin);
+  awaitable<void> Maintenance();
+  void BuildPools();
+
+  Proxy& proxy_;
+  int index_;
+  int worker_count_;
+  std::shared_ptr<const conf::Config> config_;
+  asio::io_context io_{1};
+  std::unique_ptr<tcp::acceptor> client_acceptor_;
+  std::unique_ptr<tcp::acceptor> admin_acceptor_;
+  std::vector<std::unique_ptr<ServerPool>> pools_;
+  StatementRegistry statements_;
+  WorkerCounters counters_;
+  VerifierMap verifiers_;
+  std::vector<std::pair<std::string, std::string>> server_parameters_;
+  std::list<ClientSession*> sessions_;
+  std::list<asio::steady_timer*> paused_waiters_;
+  size_t default_shard_ = 0;
+  std::thread thread_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+};
+
+}  // namespace pgring::proxy
