@@ -463,7 +463,9 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
 
 awaitable<absl::Status> ClientSession::Attach() {
   co_await worker_.WaitWhilePaused();
+  spdlog::debug("client {}: acquiring a server connection", cancel_key_.pid);
   auto acquired = co_await worker_.pool(worker_.default_shard()).Acquire();
+  spdlog::debug("client {}: acquired: {}", cancel_key_.pid, acquired.ok());
   if (!acquired.ok()) co_return acquired.status();
   if (!link_) link_ = std::make_unique<ServerLink>();
   auto& link = *link_;
@@ -530,6 +532,7 @@ bool ClientSession::Detachable(const ServerLink& link) const {
 }
 
 void ClientSession::Detach(ServerLink& link) {
+  spdlog::debug("client {}: releasing server connection {}", cancel_key_.pid, link.conn->id);
   auto now = Clock::now();
   worker_.counters().Add(worker_.counters().transaction_us, Micros(now - link.attach_time));
   link.conn->last_used = now;
@@ -685,15 +688,13 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
   };
   std::vector<Segment> segments;
 
-  for (;;) {
-    if (link.conn.get() != conn) co_return;  // detached elsewhere
+  // Runs after every step of progress (never before the first read: the reader queues
+  // its first request right after Attach starts this pump). Returns true when the pump
+  // is done because the connection went back to the pool.
+  auto settle = [&]() -> awaitable<bool> {
     if (Detachable(link)) {
-      if (closing_ || close_requested_ || link.conn->broken) {
-        Detach(link);
-        co_return;
-      }
       Detach(link);
-      co_return;
+      co_return true;
     }
     if (closing_ && link.pending.empty() && !link.writing) {
       // The client is gone: end its transaction, then drop its session state.
@@ -713,14 +714,20 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
       if (wec) {
         conn->broken = true;
         Detach(link);
-        co_return;
+        co_return true;
       }
     }
+    co_return false;
+  };
 
+  for (;;) {
     auto [ec, n] = co_await conn->stream().ReadSome(conn->in(), 16384);
     if (ec == asio::error::operation_aborted && link.kicked) {
       link.kicked = false;
-      if (!conn->broken) continue;
+      if (!conn->broken) {
+        if (co_await settle()) co_return;
+        continue;
+      }
     }
     if (ec || n == 0 || conn->broken) {
       conn->broken = true;
@@ -791,6 +798,7 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
     conn->in().Consume(pos);
     client_write_.Unlock();
     if (conn->in().empty() && conn->in().capacity() > (1u << 20)) conn->in().Release();
+    if (co_await settle()) co_return;
   }
 }
 
