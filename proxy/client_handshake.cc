@@ -38,8 +38,7 @@ awaitable<absl::StatusOr<std::string>> ReadPasswordFrame(Stream& stream, protoco
   co_return body;
 }
 
-awaitable<absl::Status> AuthScram(Stream& stream, protocol::Buffer& in,
-                                  const conf::UserConfig& user,
+awaitable<absl::Status> AuthScram(Stream& stream, protocol::Buffer& in, std::string_view user_name,
                                   const protocol::ScramVerifier& verifier) {
   protocol::Buffer out;
   std::string_view mechs[] = {protocol::kScramSha256};
@@ -67,8 +66,12 @@ awaitable<absl::Status> AuthScram(Stream& stream, protocol::Buffer& in,
   if (!final_msg.ok()) co_return final_msg.status();
   auto server_final = server.HandleClientFinal(*final_msg);
   if (!server_final.ok()) {
+    if (server_final.status().code() != absl::StatusCode::kPermissionDenied) {
+      co_return Fail("08P01", Cat("malformed SCRAM message: ",
+                                  protocol::MessageOf(server_final.status())));
+    }
     co_return Fail("28P01",
-                   Cat("password authentication failed for user \"", user.name, "\""));
+                   Cat("password authentication failed for user \"", user_name, "\""));
   }
   protocol::WriteAuthenticationSaslFinal(out, *server_final);
   if (auto ec = co_await stream.WriteAll(out.Readable())) co_return Fail("08006", ec.message());
@@ -97,6 +100,25 @@ awaitable<absl::Status> AuthMd5(Stream& stream, protocol::Buffer& in,
                    Cat("password authentication failed for user \"", user.name, "\""));
   }
   co_return absl::OkStatus();
+}
+
+// A verifier for a user pgring does not know: random key material from a per-process
+// secret, with a salt that stays the same for each name (as a real user's would).
+protocol::ScramVerifier UnknownUserVerifier(std::string_view user) {
+  static const std::string secret = [] {
+    std::string s(32, '\0');
+    RAND_bytes(reinterpret_cast<unsigned char*>(s.data()), static_cast<int>(s.size()));
+    return s;
+  }();
+  protocol::ScramVerifier v;
+  v.salt = protocol::Md5PasswordResponse(user, secret, std::span<const std::byte, 4>(
+                                                            reinterpret_cast<const std::byte*>(
+                                                                secret.data()),
+                                                            4))
+               .substr(3, 16);
+  v.stored_key = secret;
+  v.server_key = secret;
+  return v;
 }
 
 }  // namespace
@@ -230,17 +252,17 @@ awaitable<absl::StatusOr<HandshakeResult>> ClientHandshake(Stream& stream, proto
       if (user == nullptr && !config.auth.users.empty()) {
         auth = Fail("28000", Cat("role \"", id.user, "\" is not a pgring user"));
       }
-    } else if (user == nullptr) {
-      // Answer as for a wrong password, so user names cannot be probed.
-      auth = Fail("28P01", Cat("password authentication failed for user \"", id.user,
-                                        "\""));
     } else if (config.auth.method == conf::AuthMethod::kScramSha256) {
-      auto v = verifiers.find(user->name);
+      auto v = user != nullptr ? verifiers.find(user->name) : verifiers.end();
       if (v == verifiers.end()) {
-        auth = Fail("28000", "pgring has no usable SCRAM verifier for this user");
+        // Unknown user: run the exchange against a verifier nobody knows the password
+        // of, so the failure looks like a wrong password and user names cannot be probed.
+        auth = co_await AuthScram(stream, in, id.user, UnknownUserVerifier(id.user));
       } else {
-        auth = co_await AuthScram(stream, in, *user, v->second);
+        auth = co_await AuthScram(stream, in, id.user, v->second);
       }
+    } else if (user == nullptr) {
+      auth = Fail("28P01", Cat("password authentication failed for user \"", id.user, "\""));
     } else {
       auth = co_await AuthMd5(stream, in, *user);
     }
