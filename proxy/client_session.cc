@@ -128,6 +128,7 @@ awaitable<void> ClientSession::Serve(const ClientIdentity& id) {
     if (in_.empty()) {
       if (!co_await WaitForClient()) co_return;
     }
+    if (client_gone_) co_return;
     auto [ec, n] = co_await stream_.ReadSome(in_, 16384);
     if (ec || n == 0) co_return;
     worker_.counters().Add(worker_.counters().bytes_received, n);
@@ -157,7 +158,7 @@ awaitable<void> ClientSession::Serve(const ClientIdentity& id) {
 }
 
 awaitable<bool> ClientSession::WaitForClient() {
-  if (close_requested_ && !holds_server()) co_return false;
+  if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
   const auto& pool = config_->pool;
   auto timeout = conf::Duration{0};
   std::string_view what;
@@ -169,33 +170,38 @@ awaitable<bool> ClientSession::WaitForClient() {
     timeout = pool.idle_in_transaction_timeout;
     what = "idle_in_transaction_timeout";
   }
+  if (timeout.count() == 0) {
+    // No deadline: a plain wait (RequestClose cancels it).
+    auto ec = co_await stream_.WaitReadable();
+    if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
+    co_return !ec || ec == asio::error::operation_aborted;
+  }
   if (!wake_) wake_ = std::make_unique<asio::steady_timer>(co_await asio::this_coro::executor);
-  wake_->expires_after(timeout.count() > 0 ? std::chrono::duration_cast<Clock::duration>(timeout)
-                                           : Clock::duration::max() / 2);
+  wake_->expires_after(std::chrono::duration_cast<Clock::duration>(timeout));
   auto r = co_await (stream_.WaitReadable() || wake_->async_wait(use_nothrow));
-  if (r.index() == 0) co_return !std::get<0>(r);
-  if (close_requested_) {
-    if (holds_server()) co_return true;  // finish the transaction first
-    co_await client_write_.Lock();
-    protocol::Buffer err;
-    protocol::WriteErrorResponse(err, protocol::Severity::kFatal, "57P01",
-                                 "pgring is shutting down; reconnect to another instance");
-    co_await stream_.WriteAll(err.Readable());
-    client_write_.Unlock();
-    co_return false;
+  if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
+  if (r.index() == 0) {
+    auto ec = std::get<0>(r);
+    co_return !ec || ec == asio::error::operation_aborted;
   }
-  if (timeout.count() > 0 && wake_->expiry() <= Clock::now()) {
-    co_await client_write_.Lock();
-    protocol::Buffer err;
-    protocol::WriteErrorResponse(
-        err, protocol::Severity::kFatal, "25P03",
-        Cat("terminating connection: idle longer than pool.", what, " (",
-                     timeout.count(), " ms)"));
-    if (!holds_server() || link_->pending.empty()) co_await stream_.WriteAll(err.Readable());
-    client_write_.Unlock();
-    co_return false;
-  }
-  co_return true;
+  co_await client_write_.Lock();
+  protocol::Buffer err;
+  protocol::WriteErrorResponse(err, protocol::Severity::kFatal, "25P03",
+                               Cat("terminating connection: idle longer than pool.", what, " (",
+                                   timeout.count(), " ms)"));
+  if (!holds_server() || link_->pending.empty()) co_await stream_.WriteAll(err.Readable());
+  client_write_.Unlock();
+  co_return false;
+}
+
+awaitable<bool> ClientSession::SayGoodbye() {
+  co_await client_write_.Lock();
+  protocol::Buffer err;
+  protocol::WriteErrorResponse(err, protocol::Severity::kFatal, "57P01",
+                               "pgring is shutting down; reconnect to another instance");
+  co_await stream_.WriteAll(err.Readable());
+  client_write_.Unlock();
+  co_return false;
 }
 
 void ClientSession::Push(Pending::Kind kind, uint64_t stmt_id, std::string client_stmt) {
@@ -304,6 +310,27 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
     case fe::kQuery: {
       auto q = protocol::ParseQuery(f.body);
       if (!q) co_return co_await malformed("Query");
+      if (auto name = DeallocateName(q->sql); name && statements_.contains(*name)) {
+        // A protocol-level statement of this client (psycopg deallocates them so).
+        auto it = statements_.find(*name);
+        auto stmt = it->second;
+        statements_.erase(it);
+        if (!holds_server()) {
+          // Only the client's name goes away; the server-side statement is shared.
+          protocol::Buffer b;
+          protocol::WriteCommandComplete(b, "DEALLOCATE");
+          protocol::WriteReadyForQuery(b, 'I');
+          co_await WriteClient(b.Readable());
+          co_return Flow::kContinue;
+        }
+        // Inside a transaction the answer must carry the server's transaction status:
+        // deallocate the shared statement on this connection (others re-prepare it).
+        EnsurePrepared(*stmt);
+        link_->conn->RemovePrepared(stmt->id);
+        protocol::WriteQuery(link_->out, Cat("DEALLOCATE ", stmt->server_name));
+        Push(Pending::Kind::kQuery);
+        co_return Flow::kContinue;
+      }
       if (!co_await need_server(false)) co_return Flow::kContinue;
       NoteStatementText(q->sql);
       link_->out.Append(f.raw);
@@ -538,7 +565,7 @@ void ClientSession::Detach(ServerLink& link) {
   link.conn->last_used = now;
   worker_.pool(link.shard).Release(std::move(link.conn));
   if (link.out.capacity() > (64u << 10)) link.out.Release();
-  if (close_requested_ && wake_) wake_->cancel();
+  if (close_requested_) WakeReader();
 }
 
 void ClientSession::DrainSynthetic(ServerLink& link, protocol::Buffer& synth) {
@@ -806,9 +833,14 @@ awaitable<void> ClientSession::Finish() {
   closing_ = true;
   if (holds_server()) {
     auto& link = *link_;
-    // Let the pump end the transaction and return the connection.
+    // Let the pump end the transaction and return the connection; a statement still
+    // running for a client that left is cancelled rather than waited for.
     link.out.Clear();
-    if (link.pending.empty()) Kick(link);
+    if (link.pending.empty()) {
+      Kick(link);
+    } else {
+      ForwardCancel();
+    }
   }
   stream_.Close();
   co_return;
@@ -849,7 +881,14 @@ void ClientSession::ForwardCancel() {
 
 void ClientSession::RequestClose() {
   close_requested_ = true;
+  // A client in a transaction is told when the transaction ends (Detach).
+  if (!holds_server()) WakeReader();
+}
+
+void ClientSession::WakeReader() {
   if (wake_) wake_->cancel();
+  boost::system::error_code ignored;
+  stream_.socket().cancel(ignored);
 }
 
 ClientInfo ClientSession::Info() const {

@@ -110,6 +110,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   awaitable<void> Serve(const ClientIdentity& id);
   awaitable<bool> WaitForClient();
+  awaitable<bool> SayGoodbye();  // FATAL 57P01 on shutdown; returns false
+  void WakeReader();
   awaitable<Flow> HandleMessage(const protocol::Frame& frame);
   awaitable<absl::Status> Attach();
   awaitable<void> Pump(std::shared_ptr<ClientSession> self, ServerLink* link);

@@ -164,6 +164,23 @@ bool DropsPreparedStatements(std::string_view sql) {
   return false;
 }
 
+std::optional<std::string> DeallocateName(std::string_view sql) {
+  std::string_view s = TrimStatement(sql);
+  if (s.find(';') != std::string_view::npos) return std::nullopt;
+  std::string_view rest = s;
+  if (NextWord(rest) != "deallocate") return std::nullopt;
+  std::string_view probe = rest;
+  std::string name = NextWord(probe);
+  if (name == "prepare") {
+    rest = probe;
+    name = NextWord(rest);
+  } else {
+    rest = probe;
+  }
+  if (name.empty() || name == "all" || !SkipSpace(rest).empty()) return std::nullopt;
+  return name;
+}
+
 void SessionSettings::Apply(const SettingChange& change) {
   switch (change.kind) {
     case SettingChange::Kind::kResetAll:

@@ -32,6 +32,10 @@ std::optional<std::string_view> SessionPinReason(std::string_view sql);
 // True for DISCARD ALL / DEALLOCATE ALL, which drop the server's prepared statements.
 bool DropsPreparedStatements(std::string_view sql);
 
+// For "DEALLOCATE [PREPARE] name" (one statement), the name as PostgreSQL folds it;
+// nullopt otherwise. Drivers (psycopg) deallocate their protocol-level statements so.
+std::optional<std::string> DeallocateName(std::string_view sql);
+
 class SessionSettings {
  public:
   void Apply(const SettingChange& change);
