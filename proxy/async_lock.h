@@ -3,7 +3,7 @@
 // (the client reader and a server pump) both answer the client.
 #pragma once
 
-#include <deque>
+#include <list>
 
 #include "proxy/asio.h"
 
@@ -30,7 +30,7 @@ class AsyncLock {
 
  private:
   bool locked_ = false;
-  std::deque<asio::steady_timer*> waiters_;
+  std::list<asio::steady_timer*> waiters_;  // a list: no allocation until someone waits
 };
 
 }  // namespace pgring::proxy
