@@ -125,6 +125,24 @@ void ServerPool::Prune() {
   idle_.swap(keep);
 }
 
+awaitable<void> ServerPool::Prewarm() {
+  while (idle() + connecting_ < options_.min_idle && total_ < options_.max_size) {
+    ++total_;
+    ++connecting_;
+    auto conn = co_await ServerConnection::Connect(options_.endpoint, options_.connect_timeout,
+                                                   nullptr, "pgring");
+    --connecting_;
+    if (!conn.ok()) {
+      --total_;
+      ++stats_.connect_failures;
+      co_return;  // retried at the next maintenance tick
+    }
+    ++stats_.connects;
+    (*conn)->id = next_id_++;
+    Release(std::move(*conn));
+  }
+}
+
 void ServerPool::CloseIdle() {
   while (!idle_.empty()) {
     Close(std::move(idle_.back()));

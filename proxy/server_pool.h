@@ -36,6 +36,7 @@ class ServerPool {
     conf::Duration connect_timeout{5000};
     conf::Duration idle_timeout{600000};
     conf::Duration lifetime{3600000};
+    int min_idle = 0;  // idle connections kept open (this worker's share)
   };
 
   ServerPool(asio::any_io_executor ex, Options options)
@@ -49,6 +50,8 @@ class ServerPool {
   void Prune();
   // Closes every idle connection (used on shutdown and reload).
   void CloseIdle();
+  // Opens connections until `min_idle` are idle (called periodically).
+  awaitable<void> Prewarm();
 
   const Options& options() const { return options_; }
   int total() const { return total_; }
@@ -81,6 +84,7 @@ class ServerPool {
   std::list<Waiter> waiters_;
   PoolStats stats_;
   uint64_t next_id_ = 1;
+  int connecting_ = 0;  // connections being opened by Prewarm
 };
 
 }  // namespace pgring::proxy

@@ -51,6 +51,7 @@ ServerPool::Options PoolOptions(const conf::Config& config, const conf::ShardCon
   o.connect_timeout = config.pool.server_connect_timeout;
   o.idle_timeout = config.pool.server_idle_timeout;
   o.lifetime = config.pool.server_lifetime;
+  o.min_idle = std::min(o.max_size, (config.pool.min_idle + workers - 1) / workers);
   return o;
 }
 
@@ -186,7 +187,10 @@ awaitable<void> Worker::Maintenance() {
     timer.expires_after(std::chrono::seconds(1));
     co_await timer.async_wait(use_nothrow);
     if (!work_) co_return;
-    for (auto& p : pools_) p->Prune();
+    for (auto& p : pools_) {
+      p->Prune();
+      if (p->idle() < p->options().min_idle) co_await p->Prewarm();
+    }
   }
 }
 
