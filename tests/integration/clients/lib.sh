@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the shell client tests of pgring; source it, do not run it.
 #
 # Loads the test cluster's env file ($PGRING_TEST_ENV), isolates libpq from the caller's
@@ -7,7 +8,6 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 TEST_NAME=$(basename "$0")
-CLIENTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 fail() {
   echo "FAIL $TEST_NAME: $*" >&2
@@ -35,7 +35,7 @@ export SHARD0 SHARD0_SUPER
 # q DSN SQL: runs SQL, prints unaligned tuples only; fails the test on error.
 q() {
   local out
-  out=$(psql -X -At -v ON_ERROR_STOP=1 "$1" -c "$2" 2>&1) || fail "psql on ${1%%@*}@... failed for: $2
+  out=$(psql -X -At -v ON_ERROR_STOP=1 "$1" -c "$2" 2>&1) || fail "psql on ${1#*@} failed for: $2
 $out"
   printf '%s\n' "$out"
 }
