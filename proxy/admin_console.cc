@@ -51,7 +51,7 @@ AdminResult ShowPools(const conf::Config& config, const std::vector<WorkerSnapsh
       active += p.active;
       waiting += p.waiting;
       idle += p.idle;
-      size += p.max_size;
+      size = p.max_size;
       maxwait = std::max(maxwait, p.maxwait_us);
     }
     const auto& shard = config.shards[i];

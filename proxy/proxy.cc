@@ -127,6 +127,10 @@ int Proxy::Run() {
   }
   int n = config->workers > 0 ? config->workers
                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (const auto& shard : config->shards) {
+    (void)shard;
+    budgets_.push_back(std::make_unique<PoolBudget>(config->pool.size));
+  }
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i, n, config));
   for (auto& w : workers_) {
     if (auto st = w->Listen(); !st.ok()) {
@@ -185,22 +189,48 @@ absl::Status Proxy::Reload() {
   auto next = loaded.config;
   const auto& a = current->listen;
   const auto& b = next->listen;
+  bool same_shards = current->shards.size() == next->shards.size();
+  for (size_t i = 0; same_shards && i < next->shards.size(); ++i) {
+    same_shards = current->shards[i].name == next->shards[i].name;
+  }
+  if (!same_shards) {
+    return absl::FailedPreconditionError(
+        "the list of shards changed; shards are added and removed with a restart (and, "
+        "once available, with pgringctl shard add/remove); keeping the running configuration");
+  }
   if (a.host != b.host || a.port != b.port || a.admin_port != b.admin_port ||
-      a.metrics_port != b.metrics_port || current->workers != next->workers ||
-      current->shards.size() != next->shards.size()) {
-    spdlog::warn("reload: listen addresses, workers and the number of shards change only on "
-                 "restart; the other settings are applied now");
+      a.metrics_port != b.metrics_port || current->workers != next->workers) {
+    spdlog::warn("reload: listen addresses and workers change only on restart; the other "
+                 "settings are applied now");
   }
   {
     std::lock_guard lock(config_mu_);
     config_ = next;
   }
   spdlog::set_level(spdlog::level::from_str(next->logging.level));
+  for (auto& b : budgets_) b->SetMax(next->pool.size);
   for (auto& w : workers_) {
     asio::post(w->io(), [wp = w.get(), next] { wp->ApplyConfig(next); });
   }
   spdlog::info("configuration reloaded from {}", next->path);
   return absl::OkStatus();
+}
+
+void Proxy::ShedIdleElsewhere(size_t shard, int except) {
+  for (auto& w : workers_) {
+    if (w->index() == except) continue;
+    asio::post(w->io(), [wp = w.get(), shard] {
+      if (shard < wp->pool_count()) wp->pool(shard).ShedIdle();
+    });
+  }
+}
+
+void Proxy::NotifyCapacityFreed(size_t shard) {
+  for (auto& w : workers_) {
+    asio::post(w->io(), [wp = w.get(), shard] {
+      if (shard < wp->pool_count()) wp->pool(shard).OnCapacityFreed();
+    });
+  }
 }
 
 void Proxy::Pause() {

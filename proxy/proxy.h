@@ -15,6 +15,7 @@
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/client_session.h"
+#include "proxy/pool_budget.h"
 #include "proxy/server_pool.h"
 
 namespace pgring::proxy {
@@ -78,6 +79,14 @@ class Proxy {
   void Pause();
   void Resume();
   void Shutdown();
+  // The shard's connection limit shared by all workers' pools.
+  PoolBudget& budget(size_t shard) { return *budgets_[shard]; }
+  // Asks every worker but `except` to close one idle connection to `shard` (another
+  // worker has a client waiting and the shard's limit is reached).
+  void ShedIdleElsewhere(size_t shard, int except);
+  // Tells every worker that room under `shard`'s limit was given back.
+  void NotifyCapacityFreed(size_t shard);
+
   // Admission control for max_clients: false when the limit is reached.
   bool AdmitClient();
   void ReleaseClient();
@@ -95,6 +104,7 @@ class Proxy {
   std::shared_ptr<const conf::Config> config_;
   CancelRegistry cancels_;
   std::unique_ptr<asio::ssl::context> tls_;
+  std::vector<std::unique_ptr<PoolBudget>> budgets_;  // one per shard
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> paused_{false};
   std::atomic<bool> stopping_{false};

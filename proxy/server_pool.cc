@@ -32,55 +32,64 @@ void ServerPool::Close(std::unique_ptr<ServerConnection> conn) {
   if (!conn) return;
   conn->stream().Close();
   --total_;
+  budget_.Return();
+  if (hooks_.capacity_freed) hooks_.capacity_freed();
 }
 
 awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire() {
   ++stats_.acquires;
-  auto now = Clock::now();
-  while (!idle_.empty()) {
-    auto conn = std::move(idle_.back());
-    idle_.pop_back();
-    if (Expired(*conn, now) || (now - conn->last_used > kCheckAfterIdle && !LooksAlive(*conn))) {
-      Close(std::move(conn));
-      continue;
+  const auto start = Clock::now();
+  const auto deadline = start + options_.wait_timeout;
+  for (;;) {
+    auto now = Clock::now();
+    while (!idle_.empty()) {
+      auto conn = std::move(idle_.back());
+      idle_.pop_back();
+      if (Expired(*conn, now) ||
+          (now - conn->last_used > kCheckAfterIdle && !LooksAlive(*conn))) {
+        Close(std::move(conn));
+        continue;
+      }
+      co_return conn;
     }
-    co_return conn;
-  }
-  if (total_ < options_.max_size) {
-    ++total_;
-    auto conn = co_await ServerConnection::Connect(options_.endpoint, options_.connect_timeout,
-                                                   nullptr, "pgring");
-    if (!conn.ok()) {
-      --total_;
-      ++stats_.connect_failures;
-      spdlog::warn("shard {}: {}", options_.shard_name, protocol::MessageOf(conn.status()));
-      co_return conn.status();
+    if (budget_.TryReserve()) {
+      ++total_;
+      auto conn = co_await ServerConnection::Connect(options_.endpoint, options_.connect_timeout,
+                                                     nullptr, "pgring");
+      if (!conn.ok()) {
+        --total_;
+        budget_.Return();
+        ++stats_.connect_failures;
+        spdlog::warn("shard {}: {}", options_.shard_name, protocol::MessageOf(conn.status()));
+        co_return conn.status();
+      }
+      ++stats_.connects;
+      (*conn)->id = next_id_++;
+      co_return std::move(*conn);
     }
-    ++stats_.connects;
-    (*conn)->id = next_id_++;
-    co_return std::move(*conn);
-  }
+    if (now >= deadline) break;
 
-  // Wait for a release, bounded by query_wait_timeout.
-  asio::steady_timer wake(ex_, options_.wait_timeout);
-  std::unique_ptr<ServerConnection> slot;
-  auto it = waiters_.insert(waiters_.end(), Waiter{&wake, &slot, now});
-  co_await wake.async_wait(use_nothrow);
-  stats_.total_wait_us +=
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - now).count();
-  waiters_.erase(it);
-  if (slot) co_return std::move(slot);
-  if (total_ < options_.max_size) {
-    // A connection was closed while we waited: open one ourselves.
-    co_return co_await Acquire();
+    // Wait for a release here, or for room given back by another worker's pool.
+    if (hooks_.exhausted) hooks_.exhausted();
+    asio::steady_timer wake(ex_, deadline);
+    std::unique_ptr<ServerConnection> slot;
+    auto it = waiters_.insert(waiters_.end(), Waiter{&wake, &slot, start});
+    co_await wake.async_wait(use_nothrow);
+    waiters_.erase(it);
+    if (slot) {
+      stats_.total_wait_us +=
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+      co_return std::move(slot);
+    }
   }
+  stats_.total_wait_us +=
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
   ++stats_.wait_timeouts;
   co_return protocol::SqlError(
       absl::StatusCode::kResourceExhausted, "53300",
       Cat("no server connection to shard \"", options_.shard_name,
-                   "\" became free within query_wait_timeout (",
-                   options_.wait_timeout.count(), " ms); all ", options_.max_size,
-                   " connections of this worker are busy"),
+          "\" became free within query_wait_timeout (", options_.wait_timeout.count(),
+          " ms); all ", options_.max_size, " connections (pool.size) are busy"),
       "raise pool.size or pool.query_wait_timeout, or shorten long transactions");
 }
 
@@ -94,12 +103,7 @@ void ServerPool::Release(std::unique_ptr<ServerConnection> conn) {
   if (!conn) return;
   auto now = Clock::now();
   if (conn->broken || conn->tx_status != 'I' || Expired(*conn, now)) {
-    Close(std::move(conn));
-    // The first waiter wakes with an empty slot and opens a connection in the room made.
-    if (auto* w = NextWaiter()) {
-      w->served = true;
-      w->wake->cancel();
-    }
+    Close(std::move(conn));  // gives the room back; a waiter (here or elsewhere) retries
     return;
   }
   conn->last_used = now;
@@ -126,7 +130,7 @@ void ServerPool::Prune() {
 }
 
 awaitable<void> ServerPool::Prewarm() {
-  while (idle() + connecting_ < options_.min_idle && total_ < options_.max_size) {
+  while (idle() + connecting_ < options_.min_idle && budget_.TryReserve()) {
     ++total_;
     ++connecting_;
     auto conn = co_await ServerConnection::Connect(options_.endpoint, options_.connect_timeout,
@@ -134,12 +138,27 @@ awaitable<void> ServerPool::Prewarm() {
     --connecting_;
     if (!conn.ok()) {
       --total_;
+      budget_.Return();
       ++stats_.connect_failures;
       co_return;  // retried at the next maintenance tick
     }
     ++stats_.connects;
     (*conn)->id = next_id_++;
     Release(std::move(*conn));
+  }
+}
+
+void ServerPool::ShedIdle() {
+  if (idle_.empty()) return;
+  auto conn = std::move(idle_.front());  // the least recently used
+  idle_.pop_front();
+  Close(std::move(conn));
+}
+
+void ServerPool::OnCapacityFreed() {
+  if (auto* w = NextWaiter()) {
+    w->served = true;  // empty slot: it tries again to open a connection
+    w->wake->cancel();
   }
 }
 

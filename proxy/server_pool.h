@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "conf/config.h"
 #include "proxy/asio.h"
+#include "proxy/pool_budget.h"
 #include "proxy/server_connection.h"
 
 namespace pgring::proxy {
@@ -31,7 +33,7 @@ class ServerPool {
   struct Options {
     std::string shard_name;
     conf::EndpointConfig endpoint;
-    int max_size = 10;
+    int max_size = 10;  // the shard's pool.size, for all workers together (see PoolBudget)
     conf::Duration wait_timeout{5000};
     conf::Duration connect_timeout{5000};
     conf::Duration idle_timeout{600000};
@@ -39,8 +41,16 @@ class ServerPool {
     int min_idle = 0;  // idle connections kept open (this worker's share)
   };
 
-  ServerPool(asio::any_io_executor ex, Options options)
-      : ex_(std::move(ex)), options_(std::move(options)) {}
+  // Called (on this pool's thread) when the shard's limit is reached and a client has to
+  // wait, and when this pool closed a connection and so gave back part of the limit.
+  struct Hooks {
+    std::function<void()> exhausted;
+    std::function<void()> capacity_freed;
+  };
+
+  ServerPool(asio::any_io_executor ex, Options options, PoolBudget& budget, Hooks hooks)
+      : ex_(std::move(ex)), options_(std::move(options)), budget_(budget),
+        hooks_(std::move(hooks)) {}
 
   // Returns a ready connection (transaction status 'I').
   awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> Acquire();
@@ -52,6 +62,10 @@ class ServerPool {
   void CloseIdle();
   // Opens connections until `min_idle` are idle (called periodically).
   awaitable<void> Prewarm();
+  // Closes one idle connection, if any (another worker needs the room).
+  void ShedIdle();
+  // Another pool gave back part of the limit: wake a waiting client to try again.
+  void OnCapacityFreed();
 
   const Options& options() const { return options_; }
   int total() const { return total_; }
@@ -79,6 +93,8 @@ class ServerPool {
 
   asio::any_io_executor ex_;
   Options options_;
+  PoolBudget& budget_;
+  Hooks hooks_;
   int total_ = 0;  // idle + lent + connecting
   std::deque<std::unique_ptr<ServerConnection>> idle_;  // most recently used at the back
   std::list<Waiter> waiters_;

@@ -45,8 +45,8 @@ ServerPool::Options PoolOptions(const conf::Config& config, const conf::ShardCon
   ServerPool::Options o;
   o.shard_name = shard.name;
   o.endpoint = shard.primary;
-  // The configured size is for the whole process; each worker gets its share.
-  o.max_size = std::max(1, (config.pool.size + workers - 1) / workers);
+  // pool.size is for the whole process: the workers' pools share it through PoolBudget.
+  o.max_size = config.pool.size;
   o.wait_timeout = config.pool.query_wait_timeout;
   o.connect_timeout = config.pool.server_connect_timeout;
   o.idle_timeout = config.pool.server_idle_timeout;
@@ -75,7 +75,11 @@ void Worker::BuildPools() {
     if (i < pools_.size()) {
       pools_[i]->Reconfigure(std::move(opts));
     } else {
-      pools_.push_back(std::make_unique<ServerPool>(io_.get_executor(), std::move(opts)));
+      ServerPool::Hooks hooks;
+      hooks.exhausted = [this, i] { proxy_.ShedIdleElsewhere(i, index_); };
+      hooks.capacity_freed = [this, i] { proxy_.NotifyCapacityFreed(i); };
+      pools_.push_back(std::make_unique<ServerPool>(io_.get_executor(), std::move(opts),
+                                                    proxy_.budget(i), std::move(hooks)));
     }
   }
 }
