@@ -13,6 +13,11 @@ namespace {
 // pg_terminate_backend). Peeking costs one syscall, so only connections idle for a while
 // are checked.
 constexpr auto kCheckAfterIdle = std::chrono::seconds(1);
+// Sharing pool.size between workers: a worker closes an idle connection for another
+// worker only when it has not used it for kShedAfterIdle; a waiting client asks again
+// every kShedRetry.
+constexpr auto kShedAfterIdle = std::chrono::milliseconds(50);
+constexpr auto kShedRetry = std::chrono::milliseconds(100);
 
 bool LooksAlive(ServerConnection& c) {
   char b;
@@ -40,7 +45,21 @@ awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire
   ++stats_.acquires;
   const auto start = Clock::now();
   const auto deadline = start + options_.wait_timeout;
+  // The waiter keeps its place in the FIFO queue across retries.
+  asio::steady_timer wake(ex_);
+  std::unique_ptr<ServerConnection> slot;
+  std::optional<std::list<Waiter>::iterator> place;
+  auto leave = [&] {
+    if (place) waiters_.erase(*place);
+    place.reset();
+    stats_.total_wait_us +=
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+  };
   for (;;) {
+    if (slot) {
+      leave();
+      co_return std::move(slot);
+    }
     auto now = Clock::now();
     while (!idle_.empty()) {
       auto conn = std::move(idle_.back());
@@ -50,9 +69,11 @@ awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire
         Close(std::move(conn));
         continue;
       }
+      leave();
       co_return conn;
     }
     if (budget_.TryReserve()) {
+      leave();
       ++total_;
       auto conn = co_await ServerConnection::Connect(options_.endpoint, options_.connect_timeout,
                                                      nullptr, "pgring");
@@ -69,21 +90,15 @@ awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire
     }
     if (now >= deadline) break;
 
-    // Wait for a release here, or for room given back by another worker's pool.
+    // Wait for a release here, or for room given back by another worker's pool (asked
+    // again now and then: the other pools shed only connections idle for a while).
     if (hooks_.exhausted) hooks_.exhausted();
-    asio::steady_timer wake(ex_, deadline);
-    std::unique_ptr<ServerConnection> slot;
-    auto it = waiters_.insert(waiters_.end(), Waiter{&wake, &slot, start});
+    if (!place) place = waiters_.insert(waiters_.end(), Waiter{&wake, &slot, start});
+    (*place)->served = false;
+    wake.expires_at(std::min(deadline, now + kShedRetry));
     co_await wake.async_wait(use_nothrow);
-    waiters_.erase(it);
-    if (slot) {
-      stats_.total_wait_us +=
-          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-      co_return std::move(slot);
-    }
   }
-  stats_.total_wait_us +=
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+  leave();
   ++stats_.wait_timeouts;
   co_return protocol::SqlError(
       absl::StatusCode::kResourceExhausted, "53300",
@@ -149,7 +164,9 @@ awaitable<void> ServerPool::Prewarm() {
 }
 
 void ServerPool::ShedIdle() {
-  if (idle_.empty()) return;
+  // Only a connection this worker has not needed for a while: one idle for a moment is
+  // about to be reused, and closing it would trade one waiting client for another.
+  if (idle_.empty() || Clock::now() - idle_.front()->last_used < kShedAfterIdle) return;
   auto conn = std::move(idle_.front());  // the least recently used
   idle_.pop_front();
   Close(std::move(conn));
