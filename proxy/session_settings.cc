@@ -77,16 +77,45 @@ std::string_view TrimStatement(std::string_view s) {
   return s;
 }
 
+// ASCII case-insensitive search; `needle` is lower case. Runs on every statement text,
+// so it avoids locale calls.
+inline char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c; }
+
+size_t FindCI(std::string_view haystack, std::string_view needle, size_t from = 0) {
+  if (needle.empty() || haystack.size() < needle.size()) return std::string_view::npos;
+  const char first = needle[0];
+  for (size_t i = from; i + needle.size() <= haystack.size(); ++i) {
+    if (AsciiLower(haystack[i]) != first) continue;
+    size_t j = 1;
+    while (j < needle.size() && AsciiLower(haystack[i + j]) == needle[j]) ++j;
+    if (j == needle.size()) return i;
+  }
+  return std::string_view::npos;
+}
+
 bool ContainsWordCI(std::string_view haystack, std::string_view needle) {
-  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
-                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) ==
-                                                    std::tolower(static_cast<unsigned char>(b)); });
-  return it != haystack.end();
+  return FindCI(haystack, needle) != std::string_view::npos;
+}
+
+// The statement's first keyword, lower-cased into `buf` without allocating ("" if it is
+// longer than the buffer: no keyword pgring looks for is).
+std::string_view FirstWord(std::string_view sql, char (&buf)[16]) {
+  std::string_view s = SkipSpace(sql);
+  size_t n = 0;
+  while (n < s.size() && std::isalpha(static_cast<unsigned char>(s[n]))) {
+    if (n == sizeof(buf)) return {};
+    buf[n] = AsciiLower(s[n]);
+    ++n;
+  }
+  return {buf, n};
 }
 
 }  // namespace
 
 std::optional<SettingChange> ClassifySetting(std::string_view sql) {
+  char buf[16];
+  auto verb0 = FirstWord(sql, buf);
+  if (verb0 != "set" && verb0 != "reset") return std::nullopt;
   std::string_view s = TrimStatement(sql);
   // Several statements in one string: not a single setting change.
   if (s.find(';') != std::string_view::npos) return std::nullopt;
@@ -124,6 +153,18 @@ std::optional<SettingChange> ClassifySetting(std::string_view sql) {
 
 std::optional<std::string_view> SessionPinReason(std::string_view sql) {
   std::string_view s = SkipSpace(sql);
+  // Session advisory locks: pg_advisory_lock[_shared], pg_try_advisory_lock[_shared]
+  // (the _xact_ variants end with the transaction and need no pinning).
+  for (size_t at = FindCI(s, "advisory_lock"); at != std::string_view::npos;
+       at = FindCI(s, "advisory_lock", at + 1)) {
+    bool xact = at >= 5 && FindCI(s.substr(at - 5, 5), "xact_") == 0;
+    if (!xact) return "session advisory lock";
+  }
+  char buf[16];
+  auto verb0 = FirstWord(s, buf);
+  if (verb0 != "listen" && verb0 != "prepare" && verb0 != "declare" && verb0 != "create") {
+    return std::nullopt;
+  }
   std::string_view rest = s;
   std::string verb = NextWord(rest);
   if (verb == "listen") return "LISTEN";
@@ -141,15 +182,13 @@ std::optional<std::string_view> SessionPinReason(std::string_view sql) {
       if (w == "temp" || w == "temporary") return "temporary table";
     }
   }
-  if (ContainsWordCI(s, "pg_advisory_lock") || ContainsWordCI(s, "pg_try_advisory_lock") ||
-      ContainsWordCI(s, "pg_advisory_lock_shared") ||
-      ContainsWordCI(s, "pg_try_advisory_lock_shared")) {
-    return "session advisory lock";
-  }
   return std::nullopt;
 }
 
 bool DropsPreparedStatements(std::string_view sql) {
+  char buf[16];
+  auto verb0 = FirstWord(sql, buf);
+  if (verb0 != "discard" && verb0 != "deallocate") return false;
   std::string_view rest = SkipSpace(sql);
   std::string verb = NextWord(rest);
   if (verb == "discard") {
@@ -165,6 +204,8 @@ bool DropsPreparedStatements(std::string_view sql) {
 }
 
 std::optional<std::string> DeallocateName(std::string_view sql) {
+  char buf[16];
+  if (FirstWord(sql, buf) != "deallocate") return std::nullopt;
   std::string_view s = TrimStatement(sql);
   if (s.find(';') != std::string_view::npos) return std::nullopt;
   std::string_view rest = s;

@@ -1,0 +1,79 @@
+// Unit tests of proxy/session_settings: which statements change session settings, which
+// pin a client to its server connection, and the replay SQL.
+#include "proxy/session_settings.h"
+
+#include <catch2/catch.hpp>
+
+using pgring::proxy::ClassifySetting;
+using pgring::proxy::DeallocateName;
+using pgring::proxy::DropsPreparedStatements;
+using pgring::proxy::SessionPinReason;
+using pgring::proxy::SessionSettings;
+using pgring::proxy::SettingChange;
+
+TEST_CASE("SET and RESET are classified with the parameter name") {
+  auto c = ClassifySetting("  SET search_path TO a, b;");
+  REQUIRE(c);
+  CHECK(c->kind == SettingChange::Kind::kSet);
+  CHECK(c->name == "search_path");
+  CHECK(c->sql == "SET search_path TO a, b");
+  CHECK(ClassifySetting("set SESSION application_name = 'x'")->name == "application_name");
+  CHECK(ClassifySetting("SET TIME ZONE 'UTC'")->name == "timezone");
+  CHECK(ClassifySetting("SET NAMES 'LATIN1'")->name == "client_encoding");
+  CHECK(ClassifySetting("/* c */ RESET work_mem")->kind == SettingChange::Kind::kReset);
+  CHECK(ClassifySetting("reset all")->kind == SettingChange::Kind::kResetAll);
+}
+
+TEST_CASE("statements that do not outlive the transaction are not tracked") {
+  CHECK_FALSE(ClassifySetting("SET LOCAL work_mem = '1MB'"));
+  CHECK_FALSE(ClassifySetting("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"));
+  CHECK_FALSE(ClassifySetting("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"));
+  CHECK_FALSE(ClassifySetting("SELECT 1"));
+  CHECK_FALSE(ClassifySetting("SET a = 1; SELECT 1"));
+  CHECK_FALSE(ClassifySetting("settings_table_select"));
+}
+
+TEST_CASE("session state pins the client, transaction-scoped state does not") {
+  CHECK(SessionPinReason("LISTEN chan") == std::optional<std::string_view>("LISTEN"));
+  CHECK(SessionPinReason("select PG_ADVISORY_LOCK(1)"));
+  CHECK(SessionPinReason("select pg_try_advisory_lock_shared(1)"));
+  CHECK_FALSE(SessionPinReason("select pg_advisory_xact_lock(1)"));
+  CHECK_FALSE(SessionPinReason("select pg_try_advisory_xact_lock_shared(1)"));
+  CHECK(SessionPinReason("PREPARE q AS SELECT 1"));
+  CHECK_FALSE(SessionPinReason("PREPARE TRANSACTION 'gid'"));
+  CHECK(SessionPinReason("declare c cursor with hold for select 1"));
+  CHECK_FALSE(SessionPinReason("declare c cursor for select 1"));
+  CHECK(SessionPinReason("CREATE TEMP TABLE t (a int)"));
+  CHECK(SessionPinReason("create global temporary table t (a int)"));
+  CHECK_FALSE(SessionPinReason("CREATE TABLE t (a int)"));
+  CHECK_FALSE(SessionPinReason("SELECT abalance FROM pgbench_accounts WHERE aid = 1"));
+}
+
+TEST_CASE("DISCARD ALL and DEALLOCATE ALL drop prepared statements; DEALLOCATE name is found") {
+  CHECK(DropsPreparedStatements("DISCARD ALL"));
+  CHECK(DropsPreparedStatements("deallocate prepare all"));
+  CHECK_FALSE(DropsPreparedStatements("DISCARD TEMP"));
+  CHECK_FALSE(DropsPreparedStatements("DEALLOCATE q1"));
+  CHECK(DeallocateName("DEALLOCATE _pg3_0") == std::optional<std::string>("_pg3_0"));
+  CHECK(DeallocateName("deallocate prepare \"Q\";") == std::optional<std::string>("Q"));
+  CHECK_FALSE(DeallocateName("DEALLOCATE ALL"));
+  CHECK_FALSE(DeallocateName("DEALLOCATE a; SELECT 1"));
+}
+
+TEST_CASE("replay SQL restores exactly the tracked settings; fingerprints compare them") {
+  SessionSettings a, b;
+  CHECK(a.fingerprint() == 0);
+  a.SetStartupParameter("application_name", "it's");
+  CHECK(a.ReplaySql() == "RESET ALL; SET application_name TO 'it''s'");
+  b.Apply(*ClassifySetting("SET application_name TO 'it''s'"));
+  CHECK(a.fingerprint() != 0);
+  CHECK(a.fingerprint() == b.fingerprint());
+  a.Apply(*ClassifySetting("SET search_path TO x"));
+  CHECK(a.ReplaySql() == "RESET ALL; SET application_name TO 'it''s'; SET search_path TO x");
+  CHECK(a.fingerprint() != b.fingerprint());
+  a.Apply(*ClassifySetting("RESET search_path"));
+  CHECK(a.ReplaySql() == "RESET ALL; SET application_name TO 'it''s'");
+  a.Apply(*ClassifySetting("RESET ALL"));
+  CHECK(a.fingerprint() == 0);
+  CHECK(a.ReplaySql() == "RESET ALL");
+}
