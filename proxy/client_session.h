@@ -108,7 +108,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   };
   enum class Flow { kContinue, kClose };
 
+  awaitable<bool> Handshake();
   awaitable<void> Serve(const ClientIdentity& id);
+  awaitable<bool> SendWelcome(const ClientIdentity& id);
   awaitable<bool> WaitForClient();
   awaitable<bool> SayGoodbye();  // FATAL 57P01 on shutdown; returns false
   void WakeReader();
