@@ -12,6 +12,26 @@
 
 namespace pgring::proxy {
 
+namespace {
+
+ServerInfo DescribeServer(const ServerConnection& c, std::string shard, const char* state,
+                          Clock::time_point last_used) {
+  ServerInfo si;
+  si.shard = std::move(shard);
+  si.state = state;
+  si.addr = c.host();
+  si.port = c.port();
+  si.remote_pid = c.backend_pid();
+  si.id = c.id;
+  si.tls = c.tls();
+  si.prepared_statements = c.prepared_count();
+  si.connect_time = c.created_at;
+  si.last_used = last_used;
+  return si;
+}
+
+}  // namespace
+
 WorkerSnapshot TakeSnapshot(Worker& w, bool detailed) {
   WorkerSnapshot s;
   s.index = w.index();
@@ -30,18 +50,7 @@ WorkerSnapshot TakeSnapshot(Worker& w, bool detailed) {
     s.pools.push_back(std::move(ps));
     if (detailed) {
       for (const auto& c : p.idle_connections()) {
-        ServerInfo si;
-        si.shard = p.options().shard_name;
-        si.state = "idle";
-        si.addr = c->host();
-        si.port = c->port();
-        si.remote_pid = c->backend_pid();
-        si.id = c->id;
-        si.tls = const_cast<ServerConnection&>(*c).stream().tls();
-        si.prepared_statements = c->prepared_count();
-        si.connect_time = c->created_at;
-        si.last_used = c->last_used;
-        s.servers.push_back(std::move(si));
+        s.servers.push_back(DescribeServer(*c, p.options().shard_name, "idle", c->last_used));
       }
     }
   }
@@ -50,17 +59,8 @@ WorkerSnapshot TakeSnapshot(Worker& w, bool detailed) {
     if (!detailed) continue;
     s.clients.push_back(session->Info());
     if (const auto* c = session->server()) {
-      ServerInfo si;
-      si.shard = w.pool(session->server_shard()).options().shard_name;
-      si.state = "active";
-      si.addr = c->host();
-      si.port = c->port();
-      si.remote_pid = c->backend_pid();
-      si.id = c->id;
-      si.tls = const_cast<ServerConnection*>(c)->stream().tls();
-      si.prepared_statements = c->prepared_count();
-      si.connect_time = c->created_at;
-      si.last_used = now;
+      auto si = DescribeServer(*c, w.pool(session->server_shard()).options().shard_name, "active",
+                               now);
       si.client_pid = session->pid();
       s.servers.push_back(std::move(si));
     }

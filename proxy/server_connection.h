@@ -31,6 +31,7 @@ class ServerConnection {
   ServerConnection(tcp::socket socket) : stream_(std::move(socket)) {}
 
   Stream& stream() { return stream_; }
+  bool tls() const { return stream_.tls(); }
   protocol::Buffer& in() { return in_; }
 
   int32_t backend_pid() const { return backend_pid_; }
