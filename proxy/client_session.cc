@@ -720,14 +720,9 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
   (void)self;  // keeps the session alive while the pump runs
   ServerLink& link = *link_ptr;
   ServerConnection* conn = link.conn.get();
-  std::vector<asio::const_buffer> gather;
-  protocol::Buffer synth;
-  struct Segment {
-    bool synthetic;
-    size_t offset;
-    size_t length;
-  };
-  std::vector<Segment> segments;
+  auto& gather = link.gather;
+  auto& synth = link.synth;
+  auto& segments = link.segments;
 
   // Runs after every step of progress (never before the first read: the reader queues
   // its first request right after Attach starts this pump). Returns true when the pump

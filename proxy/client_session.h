@@ -105,6 +105,15 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
     bool saw_rollback = false;  // a ROLLBACK command completed in the current cycle
     Clock::time_point cycle_start;
     Clock::time_point attach_time;
+    // The pump's scratch space, kept across transactions so it allocates only once.
+    struct Segment {
+      bool synthetic;  // from `synth`, else from the server connection's read buffer
+      size_t offset;
+      size_t length;
+    };
+    std::vector<Segment> segments;
+    std::vector<asio::const_buffer> gather;
+    protocol::Buffer synth;
   };
   enum class Flow { kContinue, kClose };
 
