@@ -28,6 +28,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "conf/config.h"
+#include "sharding/string_map.h"
 
 namespace pgring::sharding {
 
@@ -86,22 +87,11 @@ class TableMap {
   size_t size() const { return size_; }
 
  private:
-  struct ViewHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const {
-      return absl::Hash<absl::string_view>{}(absl::string_view(s.data(), s.size()));
-    }
-  };
-  struct ViewEq {
-    using is_transparent = void;
-    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
-  };
-
   void Add(const conf::TableConfig& table);
 
   // Keyed by table name; the vector holds one entry per schema with a table of that name
   // (usually one). Vector storage keeps TableInfo addresses stable when the map moves.
-  absl::flat_hash_map<std::string, std::vector<TableInfo>, ViewHash, ViewEq> by_name_;
+  StringMap<std::vector<TableInfo>> by_name_;
   std::string default_shard_;
   std::optional<conf::KeyType> common_key_type_;
   bool any_sharded_ = false;
