@@ -106,17 +106,18 @@ def raise_fd_limit(want):
 # Cluster
 
 class Cluster:
-    """A one-shard scripts/cluster cluster in its own directory and ports."""
+    """A scripts/cluster cluster (one shard unless told) in its own directory and ports."""
 
-    def __init__(self, directory, port):
+    def __init__(self, directory, port, shards=1):
         self.dir = os.path.abspath(directory)
         self.port = port
+        self.shards = shards
         self.env = {}
 
     def start(self):
-        log(f"starting a 1-shard cluster in {self.dir} (port {self.port})")
+        log(f"starting a {self.shards}-shard cluster in {self.dir} (port {self.port})")
         os.makedirs(os.path.dirname(self.dir), exist_ok=True)
-        out = run([CLUSTER, "start", "--shards", "1", "--port", str(self.port),
+        out = run([CLUSTER, "start", "--shards", str(self.shards), "--port", str(self.port),
                    "--dir", self.dir]).stdout
         for line in out.splitlines():
             m = re.match(r"export (\w+)='(.*)'$", line)
@@ -132,6 +133,10 @@ class Cluster:
 
     def super_dsn(self):
         return self.env["SHARD_SUPERUSER_DSNS"].split()[0]
+
+    def shard_dsn(self, i):
+        """DSN of shard i as role app."""
+        return self.env["SHARD_DSNS"].split()[i]
 
     def sql(self, query, superuser=True):
         """Runs query on shard 0 and returns its unaligned output."""

@@ -98,6 +98,13 @@ def throughput_markdown(meta, scenarios):
                  + (f" Load average {meta['loadavg_start']} at the start, "
                     f"{meta.get('loadavg_end')} at the end." if "loadavg_start" in meta
                     else ""))
+    if any(sc["name"].startswith("sharded-") for sc in scenarios):
+        lines.append("")
+        lines.append(f"sharded-* scenarios: pgring in front of {meta.get('shards')} shards "
+                     f"(pool size per shard), PgBouncer and direct PostgreSQL in front of one "
+                     f"unsharded database holding the same rows: {meta.get('tenants')} tenants "
+                     f"x {meta.get('orders_per_tenant')} orders (orders per shard "
+                     f"{meta.get('orders_per_shard')}).")
     lines += ["", "## Per target (median over the pairs)", "",
               "| scenario | target | tps | avg latency ms | p99 latency ms "
               "| proxy CPU s / 1k tx | runs ok |",

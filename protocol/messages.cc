@@ -474,6 +474,29 @@ void WriteBind(Buffer& out, std::string_view portal, std::string_view statement,
   w.End();
 }
 
+void WriteBind(Buffer& out, std::string_view portal, std::string_view statement,
+               const BindParams& params, std::span<const int> subset) {
+  MessageWriter w(out);
+  w.Begin(fe::kBind);
+  w.CString(portal);
+  w.CString(statement);
+  w.Int16(static_cast<int16_t>(subset.size()));
+  for (int n : subset) w.Int16(params.FormatOf(static_cast<size_t>(n - 1)));
+  w.Int16(static_cast<int16_t>(subset.size()));
+  for (int n : subset) {
+    const auto& v = params.values[static_cast<size_t>(n - 1)];
+    if (!v) {
+      w.Int32(-1);
+    } else {
+      w.Int32(static_cast<int32_t>(v->size()));
+      w.Bytes(*v);
+    }
+  }
+  w.Int16(static_cast<int16_t>(params.result_formats.size()));
+  for (int16_t f : params.result_formats) w.Int16(f);
+  w.End();
+}
+
 void WriteDescribe(Buffer& out, char kind, std::string_view name) {
   MessageWriter w(out);
   w.Begin(fe::kDescribe);

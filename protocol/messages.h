@@ -200,6 +200,10 @@ void WriteParse(Buffer& out, std::string_view name, const Parse& like);
 // Bind with a different statement name and everything else copied from `bind`.
 void WriteBind(Buffer& out, std::string_view portal, std::string_view statement,
                std::span<const std::byte> rest);
+// Bind of the parameters $n for n in `subset` (1-based, each < params.values.size() + 1),
+// renumbered $1, $2... in that order, with the result formats of `params`.
+void WriteBind(Buffer& out, std::string_view portal, std::string_view statement,
+               const BindParams& params, std::span<const int> subset);
 void WriteDescribe(Buffer& out, char kind, std::string_view name);
 void WriteClose(Buffer& out, char kind, std::string_view name);
 void WriteExecute(Buffer& out, std::string_view portal, int32_t max_rows);

@@ -1,18 +1,29 @@
 // One client connection of the client port: one root coroutine (Run) that performs the
-// handshake and then reads client messages, plus, while the client holds a server
-// connection, one pump coroutine per held connection that streams the server's answers
-// back. Both run on the owning worker's io_context thread; nothing here is shared with
-// other threads except through CancelRegistry (which posts back to this thread).
+// handshake and then reads client messages, plus one pump coroutine per held server
+// connection (at most one per shard) that streams that server's answers back. All run on
+// the owning worker's io_context thread; nothing here is shared with other threads except
+// through CancelRegistry (which posts back to this thread).
 //
-// Under transaction pooling the client holds a server connection from its first
-// statement until the server reports ReadyForQuery 'I' with nothing outstanding; under
-// session pooling (or when the client created session state such as LISTEN or a session
-// advisory lock) until it disconnects.
+// Each statement is analyzed (sharding/analyzer.h, cached per worker) and routed
+// (sharding/router.h) when it runs: simple queries at Query, extended-protocol statements
+// at Bind, where the parameter values are known. A statement for one shard streams through
+// that shard's link; a statement for several shards is a *gather unit*: the same request
+// (or a per-shard rewrite: an INSERT's own rows, a scatter read's helper columns) goes to
+// each shard and a Gather (gather.h) combines the answers. Only one target has requests in
+// flight at a time: before a request goes to another shard, the session waits until the
+// previous target has answered everything (extended-protocol cycles are closed with a
+// Sync first), so answers reach the client in request order without buffering.
 //
-// Responses reach the client in request order: each request forwarded to a server adds
-// an entry to the link's `pending` queue; answers pgring makes itself (ParseComplete for a
-// statement the server already has, CloseComplete, errors) are queued as synthetic
-// entries and written when they reach the front.
+// Under transaction pooling the client holds a shard's connection from its first statement
+// there until the server reports ReadyForQuery 'I' with nothing outstanding; under session
+// pooling (or when the client created session state such as LISTEN or a session advisory
+// lock) until it disconnects. A BEGIN with no connection held is answered by pgring and
+// replayed on each connection the transaction then takes.
+//
+// Within one link, responses reach the client in request order: each request forwarded to
+// the server adds an entry to the link's `pending` queue; answers pgring makes itself
+// (ParseComplete for a statement the server already has, CloseComplete, errors) are queued
+// as synthetic entries and written when they reach the front.
 #pragma once
 
 #include <deque>
@@ -26,6 +37,11 @@
 #include "protocol/buffer.h"
 #include "protocol/frame.h"
 #include "proxy/async_lock.h"
+#include "proxy/gather.h"
+#include "proxy/topology.h"
+#include "sharding/router.h"
+#include "sharding/copy_splitter.h"
+#include "sharding/shard_sql.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/client_handshake.h"
@@ -67,14 +83,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> Run();
 
   ClientInfo Info() const;
-  // Forwards a cancel to the server running this client's statement (worker thread).
+  // Forwards a cancel to the servers running this client's statement (worker thread).
   void ForwardCancel();
   // Asks the session to end: at once when it holds no server connection, otherwise as
   // soon as its transaction ends (graceful shutdown).
   void RequestClose();
-  bool holds_server() const { return link_ && link_->conn; }
-  const ServerConnection* server() const { return holds_server() ? link_->conn.get() : nullptr; }
-  size_t server_shard() const { return link_ ? link_->shard : 0; }
+  bool holds_server() const { return held_ > 0; }
+  // Server connections the session holds, with their shard index.
+  std::vector<std::pair<size_t, const ServerConnection*>> servers() const;
   int32_t pid() const { return cancel_key_.pid; }
 
  private:
@@ -83,11 +99,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
     enum class Kind : uint8_t {
       kParse, kBind, kDescribe, kExecute, kClose, kSync, kQuery, kFunctionCall,
       kSynthetic,      // bytes pgring answers itself, in order
-      kInjectedQuery,  // a query pgring sent (settings replay, ROLLBACK): answers swallowed
+      kInjectedQuery,  // a query pgring sent (settings replay, BEGIN, ROLLBACK): answers swallowed
       kInjectedParse,  // a re-prepare pgring sent before a Bind/Describe: answer swallowed
       kInjectedClose,  // eviction of a server-side statement: answer swallowed
     };
     Kind kind;
+    bool gather = false;      // the answer goes to the session's Gather
+    bool drop_ready = false;  // kSync / kQuery: the ReadyForQuery is not the client's
     uint64_t stmt_id = 0;     // kParse / kInjectedParse: server-side statement id
     std::string client_stmt;  // kParse / synthetic ParseComplete: the client's name
     std::string bytes;        // kSynthetic
@@ -95,6 +113,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // A server connection held by this client, with its in-flight requests.
   struct ServerLink {
     size_t shard = 0;
+    size_t gather_pos = 0;  // position in the current Gather
     std::unique_ptr<ServerConnection> conn;
     std::deque<Pending> pending;
     protocol::Buffer out;       // requests not yet written to the server
@@ -114,6 +133,27 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
     std::vector<Segment> segments;
     std::vector<asio::const_buffer> gather;
     protocol::Buffer synth;
+
+    bool busy() const { return !pending.empty() || unsynced || writing || !out.empty(); }
+  };
+  // A client statement of the extended protocol: the interned server-side statement and
+  // its analysis.
+  struct ClientStatement {
+    std::shared_ptr<const PreparedStatement> stmt;
+    bool unnamed = false;
+  };
+  // Where a portal's Describe/Execute go.
+  struct PortalTarget {
+    bool gather = false;
+    bool local = false;  // pgring answers it (statement below)
+    size_t shard = 0;
+    const sharding::Statement* statement = nullptr;     // local portals
+    std::shared_ptr<const sharding::Analysis> analysis;  // keeps `statement` alive
+  };
+  // COPY FROM STDIN in progress over several shards.
+  struct CopyIn {
+    std::unique_ptr<sharding::CopySplitter> splitter;  // null: every shard gets every row
+    std::vector<protocol::Buffer> parts;
   };
   enum class Flow { kContinue, kClose };
 
@@ -124,33 +164,89 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<bool> SayGoodbye();  // FATAL 57P01 on shutdown; returns false
   void WakeReader();
   awaitable<Flow> HandleMessage(const protocol::Frame& frame);
-  awaitable<absl::Status> Attach();
+  awaitable<Flow> Malformed(std::string_view what);
+
+  // Routing.
+  absl::StatusOr<std::shared_ptr<const sharding::Analysis>> Analyze(std::string_view sql);
+  absl::StatusOr<sharding::RoutePlan> Route(const sharding::Statement& s,
+                                            const protocol::BindParams* params,
+                                            std::span<const uint32_t> param_types);
+  // The one shard a plan runs on, or nullopt when it needs a gather unit. Session
+  // statements go to the held connections (or the default shard when none is held).
+  std::optional<size_t> SingleTarget(const sharding::RoutePlan& plan) const;
+  std::vector<size_t> SessionTargets() const;
+  awaitable<void> OnQuery(const protocol::Frame& f, std::string_view sql);
+  awaitable<bool> RunLocal(const sharding::Statement& s, std::string_view text, bool extended);
+  awaitable<bool> RunTransactionLocally(const sharding::Statement& s);
+  // Runs one statement of a simple Query on several shards; returns false if it failed.
+  awaitable<bool> RunGatherQuery(std::string_view sql, std::pair<size_t, size_t> range,
+                                 const sharding::Statement& s, const sharding::RoutePlan& plan,
+                                 bool implicit_txn);
+  awaitable<bool> FinishImplicit(const std::vector<size_t>& shards, bool commit);
+  awaitable<bool> StartCopyIn(const sharding::Statement& s, const sharding::RoutePlan& plan,
+                              std::string_view text);
+  awaitable<void> OnCopyMessage(const protocol::Frame& f);
+  awaitable<void> FailCopyIn(const absl::Status& st);
+  awaitable<void> EndCopyIn();
+  awaitable<Flow> OnBind(const protocol::Frame& f, const protocol::Bind& b);
+  awaitable<Flow> OnStatementMessage(const protocol::Frame& f, char type, std::string_view name);
+  awaitable<Flow> OnPortalMessage(const protocol::Frame& f, char type, std::string_view name,
+                                  int32_t max_rows);
+
+  // Targets and waiting.
+  ServerLink* link(size_t shard) { return shard < links_.size() ? links_[shard].get() : nullptr; }
+  bool Held(size_t shard) const {
+    return shard < links_.size() && links_[shard] && links_[shard]->conn;
+  }
+  // Makes `shards` the target of the next requests: closes and waits out every other
+  // link's requests (and an open gather), then takes a connection for each shard not held.
+  // Returns an error status when a connection cannot be had; sets `*skip` when an earlier
+  // request of this extended-protocol cycle failed (the caller skips to Sync).
+  awaitable<absl::Status> Use(std::span<const size_t> shards, bool* skip);
+  awaitable<absl::Status> Attach(size_t shard);
+  awaitable<void> WaitQuiet(const std::function<bool()>& quiet);
+  void NotifyQuiet();
+  void StartGather(std::span<const size_t> shards, Gather::SpecFactory merge,
+                   bool silent = false);
+  awaitable<void> CloseGather(bool client_sync);
+  awaitable<void> FlushServers();
+  awaitable<void> FlushServer(ServerLink& link);
   awaitable<void> Pump(std::shared_ptr<ClientSession> self, ServerLink* link);
-  awaitable<void> FlushServer();
   awaitable<void> Finish();
 
   // Request-side helpers (reader).
-  void Push(Pending::Kind kind, uint64_t stmt_id = 0, std::string client_stmt = {});
+  void Push(ServerLink& link, Pending::Kind kind, uint64_t stmt_id = 0,
+            std::string client_stmt = {});
+  ServerLink* BusyLink();
   awaitable<void> Answer(std::string bytes, std::string client_stmt = {});
   awaitable<void> AnswerError(const absl::Status& st, bool extended);
-  void EnsurePrepared(const PreparedStatement& stmt);
-  void NoteStatementText(std::string_view sql);
+  awaitable<void> AnswerReady();
+  void EnsurePrepared(ServerLink& link, const PreparedStatement& stmt);
+  void EnsureUnnamed(ServerLink& link);
+  // Sends the Parse the client sent before this request (its ParseComplete may be answered
+  // by pgring when the server has the statement already).
+  awaitable<void> SendDeferredParse(ServerLink& link);
+  void NoteStatementText(ServerLink& link, std::string_view sql);
 
   // Response-side helpers (pump).
-  enum class Disposition { kForward, kDrop };
+  enum class Disposition { kForward, kDrop, kGather };
   Disposition OnServerFrame(ServerLink& link, const protocol::Frame& frame);
   void DrainSynthetic(ServerLink& link, protocol::Buffer& synth);
-  void OnReadyForQuery(ServerLink& link, char status);
+  // `clients`: this ReadyForQuery is the client's (not a gather's or pgring's own).
+  void OnReadyForQuery(ServerLink& link, char status, bool clients);
   bool Detachable(const ServerLink& link) const;
   void Detach(ServerLink& link);
   void Kick(ServerLink& link);
+  void CancelOn(const ServerConnection& conn);
   awaitable<bool> WriteClient(std::span<const std::byte> bytes);
 
   Worker& worker_;
   std::shared_ptr<const conf::Config> config_;  // snapshot: a reload does not change it
+  std::shared_ptr<const Topology> topology_;    // refreshed when the client holds nothing
   Stream stream_;
   protocol::Buffer in_;
-  std::unique_ptr<ServerLink> link_;
+  std::vector<std::unique_ptr<ServerLink>> links_;  // by shard index
+  int held_ = 0;                                    // links with a connection
   AsyncLock client_write_;
   ClientIdentity identity_;
   CancelRegistry::Key cancel_key_;
@@ -161,8 +257,25 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   SessionSettings settings_;
   std::optional<SettingChange> cycle_setting_;            // sent, applied at ReadyForQuery
   std::vector<SettingChange> txn_settings_;               // applied when the transaction commits
-  StringMap<std::shared_ptr<const PreparedStatement>> statements_;
+  StringMap<ClientStatement> statements_;
+  ClientStatement unnamed_;                               // the unnamed statement
+  uint64_t unnamed_id_ = 0;                               // its id on server connections
+  std::optional<ClientStatement> deferred_parse_;         // a Parse not sent yet
+  std::string deferred_parse_name_;
+  std::optional<PortalTarget> unnamed_portal_;
+  StringMap<PortalTarget> portals_;
+  std::unique_ptr<Gather> gather_;
+  std::vector<size_t> gather_shards_;
+  bool gather_open_ = false;       // extended protocol: requests still join the gather
+  bool gather_implicit_ = false;   // the gather's shards commit when it closes
+  bool copy_implicit_ = false;     // the COPY's shards commit when it ends
+  std::optional<CopyIn> copy_in_;
+  std::string deferred_begin_;     // the client's BEGIN, replayed on connections taken later
+  std::optional<std::string> session_shard_key_;  // SET pgring.shard_key
+  std::optional<std::string> txn_shard_key_;      // SET LOCAL pgring.shard_key
+  std::unique_ptr<asio::steady_timer> quiet_;     // the reader waits on it for the servers
   bool skip_until_sync_ = false;  // an error pgring raised in extended mode: skip to Sync
+  bool cycle_failed_ = false;     // an error reached the client in this extended cycle
   bool pinned_ = false;
   std::string pin_reason_;
   bool closing_ = false;       // the client is gone or must go: release and stop

@@ -58,9 +58,8 @@ WorkerSnapshot TakeSnapshot(Worker& w, bool detailed) {
     ++s.sessions;
     if (!detailed) continue;
     s.clients.push_back(session->Info());
-    if (const auto* c = session->server()) {
-      auto si = DescribeServer(*c, w.pool(session->server_shard()).options().shard_name, "active",
-                               now);
+    for (const auto& [shard, c] : session->servers()) {
+      auto si = DescribeServer(*c, w.pool(shard).options().shard_name, "active", now);
       si.client_pid = session->pid();
       s.servers.push_back(std::move(si));
     }

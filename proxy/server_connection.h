@@ -47,6 +47,9 @@ class ServerConnection {
   char tx_status = 'I';
   // Fingerprint of the session settings (SET statements) applied on this connection.
   uint64_t settings_fingerprint = 0;
+  // Which of a client's unnamed statements the server holds (ClientSession ids; 0: none
+  // known). A simple query or a new unnamed Parse replaces it.
+  uint64_t unnamed_id = 0;
   // Set when the connection must not be reused (protocol error, unknown state).
   bool broken = false;
   Clock::time_point created_at = Clock::now();

@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "protocol/messages.h"
+#include "sharding/analyzer.h"
 
 namespace pgring::proxy {
 
@@ -20,12 +21,17 @@ struct PreparedStatement {
   std::string server_name;  // "pgring_<id>"
   std::string query;
   std::vector<uint32_t> param_types;
+  // The query's analysis, filled by the first session that routes it (worker thread only;
+  // null until then).
+  mutable std::shared_ptr<const sharding::Analysis> analysis;
 };
 
 class StatementRegistry {
  public:
   // Returns the statement for this Parse's text and parameter types, creating it once.
   std::shared_ptr<const PreparedStatement> Intern(const protocol::Parse& parse);
+  std::shared_ptr<const PreparedStatement> Intern(std::string_view query,
+                                                  std::span<const uint32_t> param_types);
   // Forgets statements no client refers to any more (bounded memory).
   void Collect();
   size_t size() const { return by_key_.size(); }
@@ -34,6 +40,7 @@ class StatementRegistry {
   absl::flat_hash_map<std::string, std::shared_ptr<const PreparedStatement>> by_key_;
   uint64_t next_id_ = 1;
   std::string key_;  // reused lookup key buffer
+  std::vector<uint32_t> types_;
 };
 
 }  // namespace pgring::proxy

@@ -61,10 +61,22 @@ Worker::Worker(Proxy& proxy, int index, int worker_count,
                std::shared_ptr<const conf::Config> config)
     : proxy_(proxy), index_(index), worker_count_(worker_count), config_(std::move(config)) {
   verifiers_ = BuildVerifiers(*config_);
+  BuildTopology();
   BuildPools();
 }
 
 Worker::~Worker() { Join(); }
+
+void Worker::BuildTopology() {
+  const auto version = topology_ ? topology_->ring->version().Next() : sharding::RingVersion(1);
+  auto topology = Topology::Build(config_, version);
+  if (!topology.ok()) {
+    // The loader validated shards and vnodes, so this is a bug; keep the old ring.
+    spdlog::error("cannot build the ring: {}", protocol::MessageOf(topology.status()));
+    return;
+  }
+  topology_ = std::move(*topology);
+}
 
 void Worker::BuildPools() {
   default_shard_ = 0;
@@ -201,6 +213,7 @@ awaitable<void> Worker::Maintenance() {
 void Worker::ApplyConfig(std::shared_ptr<const conf::Config> config) {
   config_ = std::move(config);
   verifiers_ = BuildVerifiers(*config_);
+  BuildTopology();
   BuildPools();
 }
 

@@ -16,6 +16,8 @@
 #include "proxy/client_handshake.h"
 #include "proxy/server_pool.h"
 #include "proxy/statement_registry.h"
+#include "proxy/topology.h"
+#include "sharding/analyzer_cache.h"
 
 namespace pgring::proxy {
 
@@ -58,6 +60,12 @@ class Worker {
   int index() const { return index_; }
   const conf::Config& config() const { return *config_; }
   std::shared_ptr<const conf::Config> config_ptr() const { return config_; }
+  // The ring and table map statements are routed by (a snapshot; swapped on reload).
+  const std::shared_ptr<const Topology>& topology() const { return topology_; }
+  // Parsed statements by text, this worker's own (no locks).
+  sharding::AnalyzerCache& analyzer() { return analyzer_; }
+  // A fresh id for a client's unnamed statement (ServerConnection::unnamed_id).
+  uint64_t NextUnnamedId() { return ++unnamed_ids_; }
   ServerPool& pool(size_t shard) { return *pools_[shard]; }
   size_t pool_count() const { return pools_.size(); }
   StatementRegistry& statements() { return statements_; }
@@ -98,12 +106,16 @@ class Worker {
  private:
   awaitable<void> AcceptLoop(tcp::acceptor& acceptor, bool admin);
   awaitable<void> Maintenance();
+  void BuildTopology();
   void BuildPools();
 
   Proxy& proxy_;
   int index_;
   int worker_count_;
   std::shared_ptr<const conf::Config> config_;
+  std::shared_ptr<const Topology> topology_;
+  sharding::AnalyzerCache analyzer_{4096};
+  uint64_t unnamed_ids_ = 0;
   asio::io_context io_{1};
   std::unique_ptr<tcp::acceptor> client_acceptor_;
   std::unique_ptr<tcp::acceptor> admin_acceptor_;

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "protocol/sql_error.h"
+#include "sharding/sql_scan.h"
 
 // Why JSON and not the protobuf form of the parse tree: with libpg_query 15-4.0.0 (Debian
 // bookworm), measured on a pgbench SELECT, pg_query_parse() takes 5 us while
@@ -327,6 +328,8 @@ class J {
   }
 
   const void* id() const { return v_; }
+  // The member name of a value inside an object ("" otherwise).
+  std::string_view Key() const { return v_ != nullptr ? v_->key : std::string_view(); }
 
  private:
   const JsonDoc* doc_ = nullptr;
@@ -442,6 +445,31 @@ std::string TypeNameText(J t) {
 bool IsSetOperation(J select) {
   std::string_view op = select["op"].Str();
   return !op.empty() && op != "SETOP_NONE";
+}
+
+// Widens [lo, hi] to every token location (>= 0) in the nodes at or below `v`. The grammar
+// gives each node the location of its first token, or of its operator, so the smallest is
+// where the node's text starts. (libpg_query's JSON omits locations equal to 0.)
+void LocationSpan(J v, int64_t& lo, int64_t& hi) {
+  for (size_t i = 0; i < v.ChildCount(); ++i) {
+    J c = v.Child(i);
+    if (c.Key() == "location") {
+      int64_t x = c.Int();
+      if (x >= 0) {
+        lo = lo < 0 ? x : std::min(lo, x);
+        hi = std::max(hi, x);
+      }
+    } else {
+      LocationSpan(c, lo, hi);
+    }
+  }
+}
+
+// Where the text of `v` starts, -1 if it holds no location.
+int StartLocation(J v) {
+  int64_t lo = -1, hi = -1;
+  LocationSpan(v, lo, hi);
+  return static_cast<int>(lo);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1388,6 +1416,8 @@ TargetInfo DescribeTarget(J rt) {
   J val = rt["val"];
   J b = val.Body();
   info.text = ExprText(val);
+  info.has_alias = !rt["name"].Str().empty();
+  info.location = rt["location"].present() ? static_cast<int>(rt["location"].Int()) : -1;
   if (val.Is("ColumnRef")) {
     J fields = b["fields"];
     size_t n = fields.Size();
@@ -1406,6 +1436,7 @@ TargetInfo DescribeTarget(J rt) {
       info.agg_star = b["agg_star"].Bool();
       info.agg_distinct = b["agg_distinct"].Bool();
       info.agg_filter = b["agg_filter"].present();
+      info.func_location = b["location"].present() ? static_cast<int>(b["location"].Int()) : -1;
     }
   }
   if (info.kind == TargetInfo::Kind::kStar) {
@@ -1437,6 +1468,7 @@ OrderKey DescribeOrderKey(J sb, const std::vector<TargetInfo>& targets) {
   // identical select-list expression (PostgreSQL's own order of resolution).
   if (node.Is("A_Const") && node.Body()["ival"].present()) {
     key.position = static_cast<int>(ConstInt(node).value_or(0));
+    key.number_location = static_cast<int>(node.Body()["location"].Int());
     return key;
   }
   if (node.Is("ColumnRef") && node.Body()["fields"].Size() == 1) {
@@ -1446,6 +1478,45 @@ OrderKey DescribeOrderKey(J sb, const std::vector<TargetInfo>& targets) {
   }
   for (size_t t = 0; t < targets.size() && key.position == 0 && !key.text.empty(); ++t) {
     if (targets[t].text == key.text) key.position = static_cast<int>(t) + 1;
+  }
+  return key;
+}
+
+// Resolves a GROUP BY item to a select-list entry. PostgreSQL reads a bare name in GROUP
+// BY as an input column first and as an output name only when no input column has it;
+// without the catalog pgring cannot tell which, so output names are not matched.
+GroupKey DescribeGroupKey(J node, const std::vector<TargetInfo>& targets) {
+  GroupKey key;
+  auto set = [&](size_t t) {
+    if (key.position == 0) key.position = static_cast<int>(t) + 1;
+  };
+  if (node.Is("A_Const") && node.Body()["ival"].present()) {
+    key.is_number = true;
+    key.position = static_cast<int>(ConstInt(node).value_or(0));
+    key.number_location = static_cast<int>(node.Body()["location"].Int());
+    return key;
+  }
+  if (node.Is("ColumnRef")) {
+    J fields = node.Body()["fields"];
+    size_t n = fields.Size();
+    bool plain = n >= 1;
+    for (J f : fields) plain = plain && f.Is("String");
+    if (plain) {
+      std::string column(StringOf(fields.At(n - 1)));
+      std::string table = n >= 2 ? std::string(StringOf(fields.At(n - 2))) : std::string();
+      if (n == 1) key.name = column;
+      for (size_t t = 0; t < targets.size(); ++t) {
+        const TargetInfo& target = targets[t];
+        if (target.kind == TargetInfo::Kind::kColumn && target.column == column &&
+            (table.empty() || target.table.empty() || target.table == table)) {
+          set(t);
+        }
+      }
+    }
+  }
+  std::string text = ExprText(node);
+  for (size_t t = 0; t < targets.size() && !text.empty(); ++t) {
+    if (targets[t].text == text) set(t);
   }
   return key;
 }
@@ -1487,6 +1558,9 @@ void DescribeSelect(J top, Statement& out) {
     }
     ScanShape(a["targetList"], out);
   }
+  if (!IsSetOperation(top)) {
+    for (J g : top["groupClause"]) out.group_by.push_back(DescribeGroupKey(g, out.targets));
+  }
   for (J sort : top["sortClause"]) {
     if (!sort.Is("SortBy")) continue;
     out.order_by.push_back(DescribeOrderKey(sort.Body(), out.targets));
@@ -1497,14 +1571,17 @@ void DescribeSelect(J top, Statement& out) {
   bool limit_all = count.Is("A_Const") && count.Body()["isnull"].Bool();
   if (count.present() && !limit_all) {
     out.has_limit = true;
+    out.limit_location = StartLocation(count);
     out.limit = ConstInt(count);
     KeyValue v = ValueOf(count);
     if (v.kind == KeyValue::Kind::kParam) out.limit_param = v.param;
   }
   out.limit_with_ties = top["limitOption"].Str() == "LIMIT_OPTION_WITH_TIES";
   J offset = top["limitOffset"];
-  if (offset.present()) {
+  bool offset_null = offset.Is("A_Const") && offset.Body()["isnull"].Bool();
+  if (offset.present() && !offset_null) {  // OFFSET NULL skips nothing
     out.has_offset = true;
+    out.offset_location = StartLocation(offset);
     out.offset = ConstInt(offset);
     KeyValue v = ValueOf(offset);
     if (v.kind == KeyValue::Kind::kParam) out.offset_param = v.param;
@@ -1979,6 +2056,71 @@ std::pair<size_t, size_t> TrimRange(std::string_view sql, size_t start, size_t l
   return {start, len};
 }
 
+// Finds the "( ... )" of each VALUES row of an INSERT inside the statement text `range` of
+// `sql`. libpg_query gives rows no location, and an item's location may point inside it
+// (at the operator of `-1`, at the `::` of a cast), so the rows are read forward from a
+// VALUES keyword with the SQL scanner: parenthesized groups separated by commas. A VALUES
+// keyword is accepted only if it is followed by exactly one group per row and every
+// location inside each row lies inside that row's group, which rules out a table alias
+// named "values" and VALUES lists in WITH queries or subqueries. Empty if none fits.
+std::vector<std::pair<size_t, size_t>> ValuesRowRanges(std::string_view sql,
+                                                       std::pair<size_t, size_t> range,
+                                                       J values_lists) {
+  using K = SqlToken::Kind;
+  const size_t rows = values_lists.Size();
+  std::vector<std::pair<int64_t, int64_t>> spans(rows, {-1, -1});
+  for (size_t r = 0; r < rows; ++r) {
+    LocationSpan(values_lists.At(r), spans[r].first, spans[r].second);
+  }
+  std::vector<std::pair<size_t, size_t>> out;
+  const size_t end = range.first + range.second;
+  SqlScanner scan(sql, range.first, end);
+  for (SqlToken t = scan.Next(); t.kind != K::kEnd && t.kind != K::kError; t = scan.Next()) {
+    if (!IsWord(sql, t, "values")) continue;
+    SqlScanner groups = scan;
+    out.clear();
+    bool ok = true;
+    while (ok && out.size() < rows) {
+      if (!out.empty() && groups.Next().kind != K::kComma) {
+        ok = false;
+        break;
+      }
+      SqlToken open = groups.Next();
+      if (open.kind != K::kOpen || sql[open.begin] != '(') {
+        ok = false;
+        break;
+      }
+      int depth = 1;
+      SqlToken close;
+      while (depth > 0) {
+        close = groups.Next();
+        if (close.kind == K::kEnd || close.kind == K::kError) break;
+        if (close.kind == K::kOpen) ++depth;
+        if (close.kind == K::kClose) --depth;
+      }
+      if (depth > 0) {
+        ok = false;
+        break;
+      }
+      const auto& [lo, hi] = spans[out.size()];
+      if (lo >= 0 &&
+          (static_cast<size_t>(lo) <= open.begin || static_cast<size_t>(hi) >= close.begin)) {
+        ok = false;
+        break;
+      }
+      out.emplace_back(open.begin, close.end - open.begin);
+    }
+    // Another row after the last one means the group list is longer than the rows.
+    if (ok) {
+      SqlScanner after = groups;
+      SqlToken comma = after.Next();
+      if (comma.kind == K::kComma && after.Next().kind == K::kOpen) ok = false;
+    }
+    if (ok && spans[0].first >= 0) return out;
+  }
+  return {};
+}
+
 struct ParseResultFree {
   void operator()(PgQueryParseResult* r) const { pg_query_free_parse_result(*r); }
 };
@@ -2016,6 +2158,12 @@ absl::StatusOr<Analysis> Analyze(std::string_view sql) {
         length > 0 ? static_cast<size_t>(length) : whole.size() - std::min(start, whole.size());
     auto range = TrimRange(whole, start, len);
     Statement s = Describe(raw["stmt"]);
+    if (s.insert.has_value() && !s.insert->rows.empty()) {
+      J values = raw["stmt"].Body()["selectStmt"].Body()["valuesLists"];
+      if (values.Size() == s.insert->rows.size()) {
+        s.insert->row_ranges = ValuesRowRanges(whole, range, values);
+      }
+    }
     s.hint_shard_key = FindHint(whole.substr(range.first, range.second));
     out.statements.push_back(std::move(s));
     out.ranges.push_back(range);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pgring::sharding {
@@ -130,6 +131,10 @@ struct InsertInfo {
   bool default_values = false;  // INSERT ... DEFAULT VALUES
   bool has_on_conflict = false;
   bool on_conflict_update = false;  // ON CONFLICT ... DO UPDATE (else DO NOTHING)
+  // Byte range (start, length) of each VALUES row's "( ... )", parentheses included, in the
+  // whole analyzed text (like Analysis::ranges); one per entry of `rows`. Empty when the
+  // analyzer could not place them (shard_sql.h then refuses to split the INSERT).
+  std::vector<std::pair<size_t, size_t>> row_ranges;
 };
 
 enum class AggregateFunc { kNone, kCount, kSum, kMin, kMax, kAvg, kOther };
@@ -146,6 +151,24 @@ struct TargetInfo {
   bool agg_distinct = false;  // count(DISTINCT x)
   bool agg_filter = false;    // agg(...) FILTER (WHERE ...)
   std::string text;           // normalized expression text ("" when pgring cannot print it)
+  bool has_alias = false;     // `expr AS name` or `expr name`
+  // Byte offsets in the whole analyzed text: where the entry's expression starts, and for
+  // kAggregate where the function name starts. -1 when unknown.
+  int location = -1;
+  int func_location = -1;
+};
+
+// One top-level GROUP BY item.
+struct GroupKey {
+  // 1-based select-list entry it groups by: `GROUP BY 2` (an output column number, counted
+  // after * is expanded), a column named like a plain-column entry's column, or an
+  // expression written like an entry. Not an output name: PostgreSQL reads `GROUP BY b`
+  // as an input column b when the table has one. 0 when none matches, and for ROLLUP, CUBE
+  // and GROUPING SETS.
+  int position = 0;
+  bool is_number = false;   // GROUP BY n
+  int number_location = -1;  // GROUP BY n: byte offset of n in the whole analyzed text
+  std::string name;          // an unqualified column name, else empty
 };
 
 // One top-level ORDER BY key.
@@ -155,6 +178,9 @@ struct OrderKey {
   bool descending = false;
   bool nulls_first = false;     // explicit, or PostgreSQL's default (first for DESC)
   bool using_operator = false;  // ORDER BY x USING <op>: cannot be merged by pgring
+  // ORDER BY n (an output column number, counted after * is expanded): byte offset of n in
+  // the whole analyzed text; -1 for any other key.
+  int number_location = -1;
 };
 
 struct CopyInfo {
@@ -235,10 +261,15 @@ struct Statement {
   bool session_advisory_lock = false;  // ... of the session-level kind (pins the session)
   std::vector<OrderKey> order_by;
   std::optional<int64_t> limit;  // constant LIMIT / FETCH FIRST n
-  std::optional<int64_t> offset;
+  std::optional<int64_t> offset;  // (OFFSET NULL, like LIMIT ALL / NULL, counts as absent)
   int limit_param = 0;   // LIMIT $n
   int offset_param = 0;  // OFFSET $n
+  // Byte offsets in the whole analyzed text where the LIMIT / FETCH FIRST and the OFFSET
+  // value expressions start; -1 when absent or implicit (FETCH FIRST ROW ONLY).
+  int limit_location = -1;
+  int offset_location = -1;
   std::vector<TargetInfo> targets;
+  std::vector<GroupKey> group_by;  // top-level GROUP BY items (none for set operations)
 
   // SET / RESET / SHOW. `set_name` is lower-cased ("timezone" for SET TIME ZONE,
   // "transaction" and "session characteristics" for SET TRANSACTION forms);

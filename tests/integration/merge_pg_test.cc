@@ -3,9 +3,13 @@
 // same rows. Each query runs on each part; the results (text or binary format, as libpq
 // returns them, turned back into DataRow bodies) go through a Merger, and the merged rows
 // must equal, row for row and byte for byte, what the server returns for the query over
-// `(SELECT * FROM part_a UNION ALL SELECT * FROM part_b)`. Aggregates are run on the parts
-// the way the proxy rewrites them (avg(x) becomes sum(x) plus a hidden count(x); LIMIT is
-// pushed down as LIMIT offset + limit), so the numeric text of avg() is PostgreSQL's own.
+// `(SELECT * FROM part_a UNION ALL SELECT * FROM part_b)`. Most queries are planned as the
+// proxy plans them: the analyzer reads the client's query, PlanScatter() (shard_sql.h)
+// gives the text each part runs (avg(x) becomes sum(x) plus a hidden count(x); LIMIT is
+// pushed down as LIMIT offset + limit without OFFSET; DISTINCT and GROUP BY run without
+// LIMIT) and CompleteSpec() the MergeSpec from the first part's RowDescription and the
+// Bind values. So the rewritten SQL is checked against the server too, and the numeric
+// text of avg() is PostgreSQL's own.
 //
 // Uses the first DSN of SHARD_DSNS from the env file named by PGRING_TEST_ENV.
 #include <libpq-fe.h>
@@ -13,6 +17,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,7 +26,10 @@
 
 #include "protocol/buffer.h"
 #include "protocol/messages.h"
+#include "sharding/analyzer.h"
 #include "sharding/merge.h"
+#include "sharding/router.h"
+#include "sharding/shard_sql.h"
 #include "tests/integration/env.h"
 
 namespace pgring::sharding {
@@ -41,8 +49,14 @@ using Result = std::unique_ptr<PGresult, ResultClearer>;
 
 constexpr std::string_view kUnion = "(SELECT * FROM part_a UNION ALL SELECT * FROM part_b) u";
 
-Result Exec(PGconn* conn, const std::string& sql, int format = 0) {
-  Result res(PQexecParams(conn, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, format));
+// Bind values in text format ($1 is params[0]); the server infers their types.
+using Params = std::vector<Value>;
+
+Result Exec(PGconn* conn, const std::string& sql, int format = 0, const Params& params = {}) {
+  std::vector<const char*> values;
+  for (const Value& v : params) values.push_back(v ? v->c_str() : nullptr);
+  Result res(PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                          values.data(), nullptr, nullptr, format));
   INFO(sql << "\n" << PQerrorMessage(conn));
   REQUIRE((PQresultStatus(res.get()) == PGRES_TUPLES_OK ||
            PQresultStatus(res.get()) == PGRES_COMMAND_OK));
@@ -158,13 +172,17 @@ struct Merged {
   std::string tag;
 };
 
+// Makes the MergeSpec once the first part's columns are known.
+using SpecOf = std::function<MergeSpec(std::span<const protocol::RowField>)>;
+
 // Runs `shard_sql` on both parts and merges the results as the proxy would, feeding the
 // rows of the two parts alternately.
-Merged RunMerge(PGconn* conn, const std::string& shard_sql, const MergeSpec& spec, int format) {
-  Result a = Exec(conn, Replace(shard_sql, "part_a"), format);
-  Result b = Exec(conn, Replace(shard_sql, "part_b"), format);
+Merged RunMerge(PGconn* conn, const std::string& shard_sql, const SpecOf& spec_of, int format,
+                const Params& params) {
+  Result a = Exec(conn, Replace(shard_sql, "part_a"), format, params);
+  Result b = Exec(conn, Replace(shard_sql, "part_b"), format, params);
   Fields fa = FieldsOf(a.get()), fb = FieldsOf(b.get());
-  Merger merger(spec, 2);
+  Merger merger(spec_of(fa.fields), 2);
   protocol::Buffer out;
   REQUIRE(merger.SetRowDescription(0, fa.fields).ok());
   REQUIRE(merger.SetRowDescription(1, fb.fields).ok());
@@ -229,13 +247,13 @@ std::string Show(const Row& row) {
 }
 
 // Merges `shard_sql` over the parts and compares with `reference_sql` over their union.
-void Check(PGconn* conn, const std::string& shard_sql, const std::string& reference_sql,
-           const MergeSpec& spec, Order order = Order::kExact, int format = 0,
-           size_t min_rows = 1) {
+void CheckWith(PGconn* conn, const std::string& shard_sql, const std::string& reference_sql,
+               const SpecOf& spec_of, Order order, int format, size_t min_rows,
+               const Params& params) {
   INFO("shards:    " << shard_sql);
   INFO("reference: " << reference_sql);
-  Merged merged = RunMerge(conn, shard_sql, spec, format);
-  Result ref = Exec(conn, Replace(reference_sql, kUnion), format);
+  Merged merged = RunMerge(conn, shard_sql, spec_of, format, params);
+  Result ref = Exec(conn, Replace(reference_sql, kUnion), format, params);
   Fields want = FieldsOf(ref.get());
   REQUIRE(merged.names == want.names);
   for (size_t c = 0; c < want.fields.size(); ++c) {
@@ -259,149 +277,218 @@ void Check(PGconn* conn, const std::string& shard_sql, const std::string& refere
   }
 }
 
+// Merges with a spec written by hand.
+void Check(PGconn* conn, const std::string& shard_sql, const std::string& reference_sql,
+           const MergeSpec& spec, Order order = Order::kExact, int format = 0,
+           size_t min_rows = 1) {
+  CheckWith(
+      conn, shard_sql, reference_sql, [&](std::span<const protocol::RowField>) { return spec; },
+      order, format, min_rows, {});
+}
+
+// The merge facts the router copies from a statement it spreads over several shards.
+MergeFacts FactsOf(const Statement& s) {
+  MergeFacts f;
+  f.targets = s.targets;
+  f.order_by = s.order_by;
+  f.limit = s.limit;
+  f.offset = s.offset;
+  f.limit_param = s.limit_param;
+  f.offset_param = s.offset_param;
+  f.limit_with_ties = s.limit_with_ties;
+  f.has_aggregates = s.has_aggregates;
+  f.has_group_by = s.has_group_by;
+  f.has_distinct = s.has_distinct;
+  return f;
+}
+
+// A client's query over the table {t}, planned as the proxy plans it: the parts run the
+// text PlanScatter() gives (on the analyzed name "items", the table the client sees), the
+// merge uses the spec CompleteSpec() completes with the Bind values, and the result must
+// equal the query itself over the union of the parts. `rewritten` is whether the parts
+// must run another text than the client's.
+void CheckPlanned(PGconn* conn, const std::string& query, bool rewritten,
+                  Order order = Order::kExact, int format = 0, size_t min_rows = 1,
+                  const Params& params = {}) {
+  const std::string client_sql = Replace(query, "items");
+  INFO("client:    " << client_sql);
+  absl::StatusOr<Analysis> analysis = Analyze(client_sql);
+  REQUIRE(analysis.ok());
+  REQUIRE(analysis->statements.size() == 1);
+  const Statement& s = analysis->statements[0];
+  absl::StatusOr<ScatterQuery> planned =
+      PlanScatter(client_sql, analysis->ranges[0], s, FactsOf(s));
+  INFO(planned.status().message());
+  REQUIRE(planned.ok());
+  CHECK(planned->rewritten == rewritten);
+  // Back to the placeholder, which RunMerge replaces by each part.
+  std::string shard_sql = planned->sql;
+  for (size_t pos; (pos = shard_sql.find("items")) != std::string::npos;) {
+    shard_sql.replace(pos, 5, "{t}");
+  }
+  std::vector<std::string> storage;
+  for (const Value& v : params) storage.push_back(v.value_or(""));
+  protocol::BindParams bind;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i]) {
+      bind.values.emplace_back(std::as_bytes(std::span(storage[i].data(), storage[i].size())));
+    } else {
+      bind.values.emplace_back(std::nullopt);
+    }
+  }
+  const ScatterQuery& q = *planned;
+  CheckWith(
+      conn, shard_sql, query,
+      [&](std::span<const protocol::RowField> fields) {
+        absl::StatusOr<MergeSpec> spec = CompleteSpec(q, fields, params.empty() ? nullptr : &bind);
+        INFO(spec.status().message());
+        REQUIRE(spec.ok());
+        return *std::move(spec);
+      },
+      order, format, min_rows, params);
+}
+
 MergeOrderKey Key(int column, bool descending, bool nulls_first) {
   return {column, descending, nulls_first};
 }
 
 TEST_CASE("ORDER BY merges equal one server's order", "[merge][postgres]") {
   Conn conn = ConnectWithParts();
-  MergeSpec spec;
 
   SECTION("int, numeric and text keys in every direction") {
-    std::string sql =
-        "SELECT id, g, n, t FROM {t} "
-        "ORDER BY g DESC NULLS LAST, n ASC NULLS FIRST, t COLLATE \"C\" DESC, id";
-    spec.order_by = {Key(1, true, false), Key(2, false, true), Key(3, true, true),
-                     MergeOrderKey::Ascending(0)};
-    Check(conn.get(), sql, sql, spec, Order::kExact, 0, 1000);
+    CheckPlanned(conn.get(),
+                 "SELECT id, g, n, t FROM {t} "
+                 "ORDER BY g DESC NULLS LAST, n ASC NULLS FIRST, t DESC, id",
+                 false, Order::kExact, 0, 1000);
   }
-  SECTION("text COLLATE \"C\" with PostgreSQL's NULL defaults") {
-    std::string sql = "SELECT t, id FROM {t} ORDER BY t COLLATE \"C\", id DESC";
-    spec.order_by = {MergeOrderKey::Ascending(0), MergeOrderKey::Descending(1)};
-    Check(conn.get(), sql, sql, spec, Order::kExact, 0, 1000);
+  SECTION("text with PostgreSQL's NULL defaults") {
+    CheckPlanned(conn.get(), "SELECT t, id FROM {t} ORDER BY t, id DESC", false, Order::kExact, 0,
+                 1000);
   }
   SECTION("timestamp, timestamptz and date") {
-    std::string sql = "SELECT id, ts, tz, d FROM {t} ORDER BY tz DESC, ts, d DESC, id";
-    spec.order_by = {MergeOrderKey::Descending(2), MergeOrderKey::Ascending(1),
-                     MergeOrderKey::Descending(3), MergeOrderKey::Ascending(0)};
-    Check(conn.get(), sql, sql, spec, Order::kExact, 0, 1000);
+    CheckPlanned(conn.get(), "SELECT id, ts, tz, d FROM {t} ORDER BY tz DESC, ts, d DESC, id",
+                 false, Order::kExact, 0, 1000);
   }
   SECTION("bigint, float8 with NaN and -Infinity, boolean") {
-    std::string sql = "SELECT fo, k, b, id FROM {t} ORDER BY b, fo DESC NULLS LAST, k, id";
-    spec.order_by = {MergeOrderKey::Ascending(2), Key(0, true, false), MergeOrderKey::Ascending(1),
-                     MergeOrderKey::Ascending(3)};
-    Check(conn.get(), sql, sql, spec, Order::kExact, 0, 1000);
+    CheckPlanned(conn.get(), "SELECT fo, k, b, id FROM {t} ORDER BY b, fo DESC NULLS LAST, k, id",
+                 false, Order::kExact, 0, 1000);
   }
   SECTION("LIMIT and OFFSET after the merge, LIMIT offset + limit pushed down") {
-    spec.order_by = {MergeOrderKey::Ascending(1), MergeOrderKey::Ascending(0)};
-    spec.limit = 25;
-    spec.offset = 40;
-    Check(conn.get(), "SELECT id, n FROM {t} ORDER BY n, id LIMIT 65",
-          "SELECT id, n FROM {t} ORDER BY n, id LIMIT 25 OFFSET 40", spec, Order::kExact, 0, 25);
+    CheckPlanned(conn.get(), "SELECT id, n FROM {t} ORDER BY n, id LIMIT 25 OFFSET 40", true,
+                 Order::kExact, 0, 25);
+  }
+  SECTION("OFFSET ... ROWS FETCH FIRST ... ROWS ONLY") {
+    CheckPlanned(conn.get(),
+                 "SELECT id, ts FROM {t} ORDER BY ts DESC, id OFFSET 100 ROWS "
+                 "FETCH FIRST 30 ROWS ONLY",
+                 true, Order::kExact, 0, 30);
+  }
+  SECTION("OFFSET without LIMIT") {
+    CheckPlanned(conn.get(), "SELECT id FROM {t} ORDER BY id OFFSET 1400", true, Order::kExact, 0,
+                 50);
+  }
+  SECTION("LIMIT $1 OFFSET $2 from Bind values, binary format") {
+    const std::string sql = "SELECT id, k FROM {t} ORDER BY k DESC, id LIMIT $1 OFFSET $2";
+    CheckPlanned(conn.get(), sql, true, Order::kExact, 1, 17, Params{"17", "33"});
+    // LIMIT NULL: no limit.
+    CheckPlanned(conn.get(), sql, true, Order::kExact, 1, 5, Params{std::nullopt, "1490"});
+    CheckPlanned(conn.get(), sql, true, Order::kExact, 1, 0, Params{"0", "0"});
+  }
+  SECTION("SELECT * ORDER BY a column name") {
+    CheckPlanned(conn.get(), "SELECT * FROM {t} ORDER BY k DESC, id LIMIT 30 OFFSET 5", true,
+                 Order::kExact, 0, 30);
+    CheckPlanned(conn.get(), "SELECT *, -id AS neg FROM {t} ORDER BY d, neg", false, Order::kExact,
+                 0, 1000);
   }
   SECTION("a sort key that is not in the select list is a hidden column") {
+    MergeSpec spec;
     spec.order_by = {MergeOrderKey::Descending(2)};
     spec.hidden_columns = {2};
     Check(conn.get(), "SELECT id, t, id AS sort_key FROM {t} ORDER BY 3 DESC",
           "SELECT id, t FROM {t} ORDER BY id DESC", spec, Order::kExact, 0, 1000);
   }
   SECTION("binary format") {
-    std::string sql = "SELECT id, k, n, tz, fo, d FROM {t} ORDER BY n DESC, tz, fo, id";
-    spec.order_by = {MergeOrderKey::Descending(2), MergeOrderKey::Ascending(3),
-                     MergeOrderKey::Ascending(4), MergeOrderKey::Ascending(0)};
-    Check(conn.get(), sql, sql, spec, Order::kExact, 1, 1000);
+    CheckPlanned(conn.get(), "SELECT id, k, n, tz, fo, d FROM {t} ORDER BY n DESC, tz, fo, id",
+                 false, Order::kExact, 1, 1000);
   }
   SECTION("no ORDER BY: every row once") {
-    Check(conn.get(), "SELECT * FROM {t}", "SELECT * FROM {t}", spec, Order::kAnyOrder, 0, 1000);
+    CheckPlanned(conn.get(), "SELECT * FROM {t}", false, Order::kAnyOrder, 0, 1000);
   }
 }
 
-// SELECT count(*), count(n), sum(g), sum(k), sum(n), sum(f), min(n), max(n),
-//        min(t COLLATE "C"), max(ts), min(tz), max(d), avg(g), avg(k), avg(n), avg(f)
-// as the shards run it: avg(x) -> sum(x) AS avg, plus count(x) in a hidden column.
-constexpr const char* kAggregateShardSelect =
+// count, sum, min and max of every comparable type, and avg of integer, bigint, numeric and
+// float8 columns (f holds multiples of 0.25, so its sums are exact in any order).
+constexpr const char* kAggregateSelect =
     "count(*) AS count_all, count(n) AS count_n, sum(g) AS sum_g, sum(k) AS sum_k, "
     "sum(n) AS sum_n, sum(f) AS sum_f, min(n) AS min_n, max(n) AS max_n, "
-    "min(t COLLATE \"C\") AS min_t, max(ts) AS max_ts, min(tz) AS min_tz, max(d) AS max_d, "
-    "sum(g) AS avg_g, sum(k) AS avg_k, sum(n) AS avg_n, sum(f) AS avg_f, "
-    "count(g), count(k), count(n), count(f)";
-constexpr const char* kAggregateReferenceSelect =
-    "count(*) AS count_all, count(n) AS count_n, sum(g) AS sum_g, sum(k) AS sum_k, "
-    "sum(n) AS sum_n, sum(f) AS sum_f, min(n) AS min_n, max(n) AS max_n, "
-    "min(t COLLATE \"C\") AS min_t, max(ts) AS max_ts, min(tz) AS min_tz, max(d) AS max_d, "
+    "min(t) AS min_t, max(ts) AS max_ts, min(tz) AS min_tz, max(d) AS max_d, "
     "avg(g) AS avg_g, avg(k) AS avg_k, avg(n) AS avg_n, avg(f) AS avg_f";
-
-// The spec for the select lists above, with `offset` columns (grouping keys) before them.
-MergeSpec AggregateSpec(int offset) {
-  MergeSpec spec;
-  const MergeFunction functions[] = {
-      MergeFunction::kCount, MergeFunction::kCount, MergeFunction::kSum, MergeFunction::kSum,
-      MergeFunction::kSum,   MergeFunction::kSum,   MergeFunction::kMin, MergeFunction::kMax,
-      MergeFunction::kMin,   MergeFunction::kMax,   MergeFunction::kMin, MergeFunction::kMax};
-  int column = offset;
-  for (MergeFunction f : functions) spec.aggregates.push_back({column++, f});
-  for (int i = 0; i < 4; ++i) {
-    spec.aggregates.push_back({column + i, MergeFunction::kAvg, column + 4 + i});
-    spec.hidden_columns.push_back(column + 4 + i);
-  }
-  return spec;
-}
 
 TEST_CASE("aggregates merge to one server's results", "[merge][postgres]") {
   Conn conn = ConnectWithParts();
-  const std::string shard = std::string("SELECT ") + kAggregateShardSelect;
-  const std::string reference = std::string("SELECT ") + kAggregateReferenceSelect;
+  const std::string select = std::string("SELECT ") + kAggregateSelect;
 
   SECTION("without GROUP BY, text") {
-    Check(conn.get(), shard + " FROM {t}", reference + " FROM {t}", AggregateSpec(0));
+    CheckPlanned(conn.get(), select + " FROM {t}", true);
   }
   SECTION("without GROUP BY, binary") {
-    Check(conn.get(), shard + " FROM {t}", reference + " FROM {t}", AggregateSpec(0), Order::kExact,
-          1);
+    CheckPlanned(conn.get(), select + " FROM {t}", true, Order::kExact, 1);
   }
   SECTION("over no rows") {
-    Check(conn.get(), shard + " FROM {t} WHERE id < 0", reference + " FROM {t} WHERE id < 0",
-          AggregateSpec(0));
+    CheckPlanned(conn.get(), select + " FROM {t} WHERE id < 0", true);
+  }
+  SECTION("avg without an alias, with FILTER") {
+    CheckPlanned(conn.get(),
+                 "SELECT avg(g), avg(n) FILTER (WHERE b), count(*) FILTER (WHERE b), "
+                 "avg(f) FILTER (WHERE g > 0) AS af, AVG((k)) FROM {t}",
+                 true);
+  }
+  SECTION("count, sum, min and max need no rewrite") {
+    CheckPlanned(conn.get(), "SELECT count(*), sum(k), min(d), max(t) FROM {t} WHERE g > 0",
+                 false);
   }
   SECTION("GROUP BY with ORDER BY the key") {
-    MergeSpec spec = AggregateSpec(1);
-    spec.group_by = {0};
-    spec.order_by = {MergeOrderKey::Ascending(0)};
-    Check(conn.get(), "SELECT g, " + std::string(kAggregateShardSelect) + " FROM {t} GROUP BY g",
-          "SELECT g, " + std::string(kAggregateReferenceSelect) + " FROM {t} GROUP BY g ORDER BY g",
-          spec, Order::kExact, 0, 10);
+    CheckPlanned(conn.get(), "SELECT g, " + std::string(kAggregateSelect) +
+                                 " FROM {t} GROUP BY g ORDER BY g",
+                 true, Order::kExact, 0, 10);
   }
   SECTION("GROUP BY two keys, binary, any order") {
-    MergeSpec spec = AggregateSpec(2);
-    spec.group_by = {0, 1};
-    Check(conn.get(),
-          "SELECT b, t, " + std::string(kAggregateShardSelect) + " FROM {t} GROUP BY b, t",
-          "SELECT b, t, " + std::string(kAggregateReferenceSelect) + " FROM {t} GROUP BY b, t",
-          spec, Order::kAnyOrder, 1, 20);
+    CheckPlanned(conn.get(), "SELECT b, t, " + std::string(kAggregateSelect) +
+                                 " FROM {t} GROUP BY b, t",
+                 true, Order::kAnyOrder, 1, 20);
   }
   SECTION("GROUP BY with ORDER BY aggregates and LIMIT/OFFSET") {
-    MergeSpec spec;
-    spec.group_by = {0};
-    spec.aggregates = {
-        {1, MergeFunction::kCount}, {2, MergeFunction::kAvg, 3}, {4, MergeFunction::kMax}};
-    spec.hidden_columns = {3};
-    spec.order_by = {MergeOrderKey::Descending(1), MergeOrderKey::Ascending(2),
-                     MergeOrderKey::Ascending(0)};
-    spec.limit = 6;
-    spec.offset = 2;
-    Check(conn.get(),
-          "SELECT t COLLATE \"C\" AS t, count(*), sum(n) AS avg, count(n), max(tz) "
-          "FROM {t} GROUP BY 1",
-          "SELECT t COLLATE \"C\" AS t, count(*), avg(n), max(tz) FROM {t} GROUP BY 1 "
-          "ORDER BY 2 DESC, 3, 1 LIMIT 6 OFFSET 2",
-          spec, Order::kExact, 0, 6);
+    CheckPlanned(conn.get(),
+                 "SELECT t, count(*), avg(n), max(tz) FROM {t} GROUP BY 1 "
+                 "ORDER BY 2 DESC, 3, 1 LIMIT 6 OFFSET 2",
+                 true, Order::kExact, 0, 6);
+  }
+  SECTION("GROUP BY with ORDER BY avg and LIMIT $1 OFFSET $2") {
+    CheckPlanned(conn.get(),
+                 "SELECT g, avg(k) AS mean FROM {t} GROUP BY g "
+                 "ORDER BY avg(k) DESC NULLS LAST, g LIMIT $1 OFFSET $2",
+                 true, Order::kExact, 0, 4, Params{"4", "3"});
   }
   SECTION("GROUP BY without aggregates") {
-    MergeSpec spec;
-    spec.group_by = {0, 1};
-    spec.order_by = {MergeOrderKey::Ascending(1), MergeOrderKey::Descending(0)};
-    Check(conn.get(), "SELECT g, b FROM {t} GROUP BY g, b",
-          "SELECT g, b FROM {t} GROUP BY g, b ORDER BY b, g DESC", spec, Order::kExact, 0, 10);
+    CheckPlanned(conn.get(), "SELECT g, b FROM {t} GROUP BY g, b ORDER BY b, g DESC", false,
+                 Order::kExact, 0, 10);
+  }
+}
+
+TEST_CASE("SELECT DISTINCT merges to one server's results", "[merge][postgres]") {
+  Conn conn = ConnectWithParts();
+
+  SECTION("two columns, ORDER BY") {
+    CheckPlanned(conn.get(), "SELECT DISTINCT g, b FROM {t} ORDER BY b, g DESC", false,
+                 Order::kExact, 0, 10);
+  }
+  SECTION("LIMIT and OFFSET are applied after deduplication") {
+    CheckPlanned(conn.get(), "SELECT DISTINCT t FROM {t} ORDER BY t LIMIT 7 OFFSET 3", true,
+                 Order::kExact, 0, 7);
+  }
+  SECTION("no ORDER BY, binary") {
+    CheckPlanned(conn.get(), "SELECT DISTINCT g, d > '2004-01-01' AS late FROM {t}", false,
+                 Order::kAnyOrder, 1, 10);
   }
 }
 

@@ -1,0 +1,212 @@
+#include "sharding/sql_scan.h"
+
+#include <algorithm>
+
+namespace pgring::sharding {
+namespace {
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+// scan.l: ident_start [A-Za-z\200-\377_], ident_cont adds [0-9\$].
+bool IsIdentStart(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '_' || u >= 0x80;
+}
+bool IsIdentCont(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9') || c == '$'; }
+// Dollar-quote tags are identifiers without '$'.
+bool IsTagCont(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsOpChar(char c) {
+  return std::string_view("+-*/<>=~!@#%^&|`?").find(c) != std::string_view::npos;
+}
+
+}  // namespace
+
+SqlScanner::SqlScanner(std::string_view sql, size_t pos, size_t limit)
+    : sql_(sql), pos_(std::min(pos, sql.size())), limit_(std::min(limit, sql.size())) {}
+
+SqlToken SqlScanner::Make(SqlToken::Kind kind, size_t begin) {
+  pos_ = std::min(pos_, limit_);
+  return SqlToken{kind, begin, pos_};
+}
+
+SqlToken SqlScanner::Fail(size_t begin) {
+  done_ = true;
+  return SqlToken{SqlToken::Kind::kError, begin, limit_};
+}
+
+bool SqlScanner::SkipSpace() {
+  while (pos_ < limit_) {
+    char c = sql_[pos_];
+    if (IsSpace(c)) {
+      ++pos_;
+    } else if (c == '-' && pos_ + 1 < limit_ && sql_[pos_ + 1] == '-') {
+      while (pos_ < limit_ && sql_[pos_] != '\n' && sql_[pos_] != '\r') ++pos_;
+    } else if (c == '/' && pos_ + 1 < limit_ && sql_[pos_ + 1] == '*') {
+      // Block comments nest in PostgreSQL.
+      int depth = 0;
+      do {
+        if (pos_ + 1 < limit_ && sql_[pos_] == '/' && sql_[pos_ + 1] == '*') {
+          ++depth;
+          pos_ += 2;
+        } else if (pos_ + 1 < limit_ && sql_[pos_] == '*' && sql_[pos_ + 1] == '/') {
+          --depth;
+          pos_ += 2;
+        } else {
+          ++pos_;
+        }
+      } while (depth > 0 && pos_ < limit_);
+      if (depth > 0) return false;
+    } else {
+      break;
+    }
+  }
+  return true;
+}
+
+bool SqlScanner::SkipQuoted(char q, bool backslash) {
+  ++pos_;  // the opening quote
+  while (pos_ < limit_) {
+    char c = sql_[pos_];
+    if (backslash && c == '\\') {
+      pos_ += 2;
+      continue;
+    }
+    ++pos_;
+    if (c == q) {
+      if (pos_ < limit_ && sql_[pos_] == q) {  // a doubled quote stands for itself
+        ++pos_;
+        continue;
+      }
+      return true;
+    }
+  }
+  pos_ = limit_;
+  return false;
+}
+
+int SqlScanner::SkipDollarQuoted() {
+  size_t k = pos_ + 1;
+  if (k < limit_ && IsIdentStart(sql_[k])) {
+    while (k < limit_ && IsTagCont(sql_[k])) ++k;
+  }
+  if (k >= limit_ || sql_[k] != '$') return 0;
+  std::string_view tag = sql_.substr(pos_, k + 1 - pos_);
+  size_t close = sql_.substr(0, limit_).find(tag, k + 1);
+  if (close == std::string_view::npos) {
+    pos_ = limit_;
+    return -1;
+  }
+  pos_ = close + tag.size();
+  return 1;
+}
+
+SqlToken SqlScanner::Next() {
+  if (done_) return SqlToken{SqlToken::Kind::kEnd, limit_, limit_};
+  if (!SkipSpace()) return Fail(pos_);
+  const size_t begin = pos_;
+  if (pos_ >= limit_) {
+    done_ = true;
+    return SqlToken{SqlToken::Kind::kEnd, limit_, limit_};
+  }
+  const char c = sql_[pos_];
+  const char next = pos_ + 1 < limit_ ? sql_[pos_ + 1] : '\0';
+  const char next2 = pos_ + 2 < limit_ ? sql_[pos_ + 2] : '\0';
+  using K = SqlToken::Kind;
+
+  if (c == '\'') return SkipQuoted('\'', false) ? Make(K::kString, begin) : Fail(begin);
+  if ((c == 'e' || c == 'E') && next == '\'') {
+    ++pos_;
+    return SkipQuoted('\'', true) ? Make(K::kString, begin) : Fail(begin);
+  }
+  if ((c == 'b' || c == 'B' || c == 'x' || c == 'X' || c == 'n' || c == 'N') && next == '\'') {
+    ++pos_;
+    return SkipQuoted('\'', false) ? Make(K::kString, begin) : Fail(begin);
+  }
+  if ((c == 'u' || c == 'U') && next == '&' && (next2 == '\'' || next2 == '"')) {
+    pos_ += 2;
+    K kind = next2 == '\'' ? K::kString : K::kQuotedIdentifier;
+    return SkipQuoted(next2, false) ? Make(kind, begin) : Fail(begin);
+  }
+  if (c == '"') return SkipQuoted('"', false) ? Make(K::kQuotedIdentifier, begin) : Fail(begin);
+  if (c == '$') {
+    if (IsDigit(next)) {
+      ++pos_;
+      while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
+      return Make(K::kParam, begin);
+    }
+    int dollar = SkipDollarQuoted();
+    if (dollar > 0) return Make(K::kString, begin);
+    if (dollar < 0) return Fail(begin);
+    ++pos_;
+    return Make(K::kOther, begin);
+  }
+  if (IsIdentStart(c)) {
+    while (pos_ < limit_ && IsIdentCont(sql_[pos_])) ++pos_;
+    return Make(K::kWord, begin);
+  }
+  if (IsDigit(c) || (c == '.' && IsDigit(next))) {
+    while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
+    // "1..2" is 1 followed by ".." in PostgreSQL; only a single '.' belongs to the number.
+    if (pos_ < limit_ && sql_[pos_] == '.' && !(pos_ + 1 < limit_ && sql_[pos_ + 1] == '.')) {
+      ++pos_;
+      while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
+    }
+    if (pos_ < limit_ && (sql_[pos_] == 'e' || sql_[pos_] == 'E')) {
+      size_t k = pos_ + 1;
+      if (k < limit_ && (sql_[k] == '+' || sql_[k] == '-')) ++k;
+      if (k < limit_ && IsDigit(sql_[k])) {
+        pos_ = k;
+        while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
+      }
+    }
+    return Make(K::kNumber, begin);
+  }
+  if (c == '(' || c == '[') {
+    ++pos_;
+    return Make(K::kOpen, begin);
+  }
+  if (c == ')' || c == ']') {
+    ++pos_;
+    return Make(K::kClose, begin);
+  }
+  if (c == ',') {
+    ++pos_;
+    return Make(K::kComma, begin);
+  }
+  if (c == ';') {
+    ++pos_;
+    return Make(K::kSemicolon, begin);
+  }
+  if (c == ':' && next == ':') {
+    pos_ += 2;
+    return Make(K::kOther, begin);
+  }
+  if (IsOpChar(c)) {
+    // An operator ends where a comment starts (scan.l trims "--" and "/*" from it).
+    ++pos_;
+    while (pos_ < limit_ && IsOpChar(sql_[pos_])) {
+      char a = sql_[pos_];
+      char b = pos_ + 1 < limit_ ? sql_[pos_ + 1] : '\0';
+      if ((a == '-' && b == '-') || (a == '/' && b == '*')) break;
+      ++pos_;
+    }
+    return Make(K::kOperator, begin);
+  }
+  ++pos_;
+  return Make(K::kOther, begin);
+}
+
+bool IsWord(std::string_view sql, const SqlToken& t, std::string_view keyword) {
+  if (t.kind != SqlToken::Kind::kWord || t.end - t.begin != keyword.size()) return false;
+  for (size_t i = 0; i < keyword.size(); ++i) {
+    char c = sql[t.begin + i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != keyword[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace pgring::sharding
