@@ -621,12 +621,35 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
   using sharding::StatementKind;
   cycle_failed_ = false;
   if (!holds_server()) topology_ = worker_.topology();
-  auto analysis = Analyze(sql);
-  if (!analysis.ok()) {
-    co_await AnswerError(analysis.status(), false);
-    co_return;
+  // A DML statement is analyzed by its shape (its key literals as parameters), so that
+  // statements differing only in their values share one analysis; the shape is routed with
+  // the values. Plans that edit the statement's text need its own analysis.
+  std::shared_ptr<const sharding::Analysis> analysis;
+  std::vector<sharding::RoutePlan> plans;
+  std::vector<std::pair<size_t, size_t>> ranges;
+  if (sharding::ShapeOf(sql, shape_)) {
+    auto shaped = worker_.analyzer().Get(shape_.text);
+    if (shaped.ok() && (*shaped)->statements.size() == 1) {
+      shape_params_.values.clear();
+      for (auto v : shape_.values) shape_params_.values.emplace_back(std::as_bytes(std::span(v)));
+      auto plan = Route((*shaped)->statements[0], &shape_params_, {});
+      if (plan.ok() && !plan->needs_merge && plan->insert_rows.size() <= 1) {
+        analysis = std::move(*shaped);
+        plans.push_back(std::move(*plan));
+        ranges.emplace_back(0, sql.size());
+      }
+    }
   }
-  const auto& a = **analysis;
+  if (!analysis) {
+    auto analyzed = Analyze(sql);
+    if (!analyzed.ok()) {
+      co_await AnswerError(analyzed.status(), false);
+      co_return;
+    }
+    analysis = std::move(*analyzed);
+    ranges = analysis->ranges;
+  }
+  const auto& a = *analysis;
   const size_t n = a.statements.size();
   if (client_tx_status_ == 'E') {
     for (const auto& s : a.statements) {
@@ -641,17 +664,18 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
   }
 
   // Route every statement first: a query string is refused whole or run.
-  std::vector<sharding::RoutePlan> plans;
-  plans.reserve(n);
-  for (const auto& s : a.statements) {
-    auto plan = Route(s, nullptr, {});
-    if (!plan.ok()) {
-      co_await AnswerError(plan.status(), false);
-      co_return;
+  if (plans.empty()) {
+    plans.reserve(n);
+    for (const auto& s : a.statements) {
+      auto plan = Route(s, nullptr, {});
+      if (!plan.ok()) {
+        co_await AnswerError(plan.status(), false);
+        co_return;
+      }
+      plans.push_back(std::move(*plan));
     }
-    plans.push_back(std::move(*plan));
   }
-  auto text = [&](size_t i) { return sql.substr(a.ranges[i].first, a.ranges[i].second); };
+  auto text = [&](size_t i) { return sql.substr(ranges[i].first, ranges[i].second); };
 
   if (n == 1) {
     const auto& s = a.statements[0];
@@ -722,7 +746,7 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
       co_return;
     }
     const bool implicit = plan.is_write && client_tx_status_ == 'I';
-    co_await RunGatherQuery(sql, a.ranges[0], s, plan, implicit);
+    co_await RunGatherQuery(sql, ranges[0], s, plan, implicit);
     co_await AnswerReady();
     co_return;
   }
@@ -755,7 +779,7 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
       for (auto id : plan.shards)
         if (std::find(used.begin(), used.end(), id.value()) == used.end())
           used.push_back(id.value());
-      ok = co_await RunGatherQuery(sql, a.ranges[i], s, plan, false);
+      ok = co_await RunGatherQuery(sql, ranges[i], s, plan, false);
       continue;
     }
     if (std::find(used.begin(), used.end(), *t) == used.end()) used.push_back(*t);

@@ -41,6 +41,7 @@
 #include "proxy/topology.h"
 #include "sharding/router.h"
 #include "sharding/copy_splitter.h"
+#include "sharding/literal_shape.h"
 #include "sharding/shard_sql.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
@@ -264,6 +265,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::string deferred_parse_name_;
   std::optional<PortalTarget> unnamed_portal_;
   StringMap<PortalTarget> portals_;
+  sharding::LiteralShape shape_;          // scratch for OnQuery
+  protocol::BindParams shape_params_;     // the shape's values as text parameters
   std::unique_ptr<Gather> gather_;
   std::vector<size_t> gather_shards_;
   bool gather_open_ = false;       // extended protocol: requests still join the gather

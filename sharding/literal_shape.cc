@@ -1,0 +1,85 @@
+#include "sharding/literal_shape.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "sharding/sql_scan.h"
+
+namespace pgring::sharding {
+namespace {
+
+using Kind = SqlToken::Kind;
+
+// Whether a number token is an unsigned decimal integer that fits a bigint for sure.
+bool SmallInteger(std::string_view t) {
+  if (t.empty() || t.size() > 18) return false;
+  return std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A '...' string with no doubled quote inside (its value is its text between the quotes).
+bool PlainString(std::string_view t) {
+  if (t.size() < 2 || t.front() != '\'' || t.back() != '\'') return false;
+  return t.substr(1, t.size() - 2).find('\'') == std::string_view::npos;
+}
+
+}  // namespace
+
+bool ShapeOf(std::string_view sql, LiteralShape& out) {
+  out.text.clear();
+  out.values.clear();
+  SqlScanner scan(sql);
+  SqlToken first = scan.Next();
+  if (first.kind != Kind::kWord) return false;
+  if (!IsWord(sql, first, "select") && !IsWord(sql, first, "insert") &&
+      !IsWord(sql, first, "update") && !IsWord(sql, first, "delete") &&
+      !IsWord(sql, first, "with")) {
+    return false;
+  }
+  SqlToken prev = first;
+  size_t copied = 0;  // sql[0, copied) is in out.text
+  char name[24];
+  for (SqlToken t = scan.Next(); t.kind != Kind::kEnd; t = scan.Next()) {
+    switch (t.kind) {
+      case Kind::kError:
+      case Kind::kParam:
+        return false;
+      case Kind::kSemicolon: {
+        // One statement only (trailing semicolons and blanks are fine).
+        SqlToken next = scan.Next();
+        while (next.kind == Kind::kSemicolon) next = scan.Next();
+        if (next.kind != Kind::kEnd) return false;
+        t = next;
+        break;
+      }
+      default:
+        break;
+    }
+    if (t.kind == Kind::kEnd) break;
+    const std::string_view text = TokenText(sql, t);
+    const bool after_slot = (prev.kind == Kind::kOperator && TokenText(sql, prev) == "=") ||
+                            (prev.kind == Kind::kOpen && TokenText(sql, prev) == "(") ||
+                            prev.kind == Kind::kComma;
+    std::string_view value;
+    bool replace = false;
+    if (after_slot && t.kind == Kind::kNumber && SmallInteger(text)) {
+      value = text;
+      replace = true;
+    } else if (after_slot && t.kind == Kind::kString && PlainString(text)) {
+      value = text.substr(1, text.size() - 2);
+      replace = true;
+    }
+    if (replace) {
+      out.text.append(sql.substr(copied, t.begin - copied));
+      out.values.push_back(value);
+      int n = std::snprintf(name, sizeof(name), "$%zu", out.values.size());
+      out.text.append(name, static_cast<size_t>(n));
+      copied = t.end;
+    }
+    prev = t;
+  }
+  if (out.values.empty()) return false;
+  out.text.append(sql.substr(copied));
+  return true;
+}
+
+}  // namespace pgring::sharding

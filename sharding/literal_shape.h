@@ -1,0 +1,41 @@
+// The *shape* of a DML statement: its text with the literal values that can carry a shard
+// key replaced by parameters ($1, $2...), so that statements differing only in those values
+// share one analysis in the cache (AnalyzerCache) and are routed with the values as
+// text-format parameters.
+//
+//   LiteralShape shape;
+//   if (ShapeOf("SELECT * FROM orders WHERE tenant_id = 42", shape)) {
+//     // shape.text == "SELECT * FROM orders WHERE tenant_id = $1", shape.values == {"42"}
+//   }
+//
+// Only values that are certainly the same to the router as a parameter are replaced: an
+// unsigned integer of at most 18 digits or a plain '...' string without doubled quotes,
+// right after `=`, `(` or `,`. A parameter of unknown type is read as the shard key's type,
+// as the literal would be, and a cast after it stays in the text. Everything else (floats,
+// negative numbers, E'' strings, LIMIT counts, ORDER BY positions, type modifiers after a
+// word...) keeps its text. Only SELECT, INSERT, UPDATE, DELETE and WITH statements without
+// parameters of their own are shaped; a shape that PostgreSQL's parser rejects (a literal
+// where the grammar wants a constant) means analyzing the text itself instead.
+//
+// The shape is for analysis and routing only: the statement's own text is what runs.
+// Pure; allocates only the shape's text and value list.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgring::sharding {
+
+struct LiteralShape {
+  std::string text;
+  // The replaced values in parameter order: $n is values[n - 1], the literal's text without
+  // its quotes; views into the statement text.
+  std::vector<std::string_view> values;
+};
+
+// Fills `out` and returns true if `sql` is one statement of the kinds above with at least
+// one replaceable literal.
+bool ShapeOf(std::string_view sql, LiteralShape& out);
+
+}  // namespace pgring::sharding
