@@ -20,12 +20,14 @@ class ProxyCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     auto snaps = proxy_.Snapshot(false);
     std::vector<prometheus::MetricFamily> out;
+    // Families are referred to by index: `out` grows while they are added.
     auto family = [&](std::string name, std::string help, prometheus::MetricType type) {
       out.push_back(prometheus::MetricFamily{std::move(name), std::move(help), type, {}});
-      return &out.back();
+      return out.size() - 1;
     };
-    auto add = [](prometheus::MetricFamily* f, double v,
-                  std::vector<prometheus::ClientMetric::Label> labels = {}) {
+    auto add = [&out](size_t index, double v,
+                      std::vector<prometheus::ClientMetric::Label> labels = {}) {
+      prometheus::MetricFamily* f = &out[index];
       prometheus::ClientMetric m;
       m.label = std::move(labels);
       if (f->type == prometheus::MetricType::Counter) {
@@ -77,14 +79,14 @@ class ProxyCollector : public prometheus::Collectable {
         q_us / 1e6);
     add(family("pgring_clients", "Logged-in client connections", T::Gauge), sessions);
 
-    auto* total = family("pgring_pool_server_connections", "Server connections by shard and state",
+    auto total = family("pgring_pool_server_connections", "Server connections by shard and state",
                          T::Gauge);
-    auto* waiting = family("pgring_pool_waiting_clients",
+    auto waiting = family("pgring_pool_waiting_clients",
                            "Clients waiting for a server connection", T::Gauge);
-    auto* timeouts = family("pgring_pool_wait_timeouts_total",
+    auto timeouts = family("pgring_pool_wait_timeouts_total",
                             "Clients refused after query_wait_timeout", T::Counter);
-    auto* connects = family("pgring_pool_connects_total", "Server connections opened", T::Counter);
-    auto* failures = family("pgring_pool_connect_failures_total",
+    auto connects = family("pgring_pool_connects_total", "Server connections opened", T::Counter);
+    auto failures = family("pgring_pool_connect_failures_total",
                             "Server connection attempts that failed", T::Counter);
     std::map<std::string, PoolSnapshot> by_shard;
     for (const auto& s : snaps) {

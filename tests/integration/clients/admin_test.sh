@@ -110,4 +110,16 @@ check_eq "the held query ran on shard0 after RESUME ($client_ts > $resume_ts)" \
   "$(q "$SHARD0" "SELECT '$client_ts'::timestamptz > '$resume_ts'::timestamptz")" "t"
 check_eq "SELECT through pgring after RESUME" "$(q "$PGRING_DSN" "SELECT 'resumed'")" "resumed"
 
+# Prometheus metrics: every shard's pool is reported, and scraping twice keeps pgring up.
+for _ in 1 2; do
+  metrics=$(curl -sS -m 10 "http://127.0.0.1:$PGRING_METRICS_PORT/metrics") ||
+    fail "GET /metrics on port $PGRING_METRICS_PORT failed"
+done
+for shard in shard0 shard1; do
+  grep -q "^pgring_pool_connects_total{shard=\"$shard\"} [0-9]" <<<"$metrics" ||
+    fail "/metrics has no pgring_pool_connects_total for $shard: $(head -c 2000 <<<"$metrics")"
+done
+grep -q '^pgring_clients [0-9]' <<<"$metrics" || fail "/metrics has no pgring_clients gauge"
+check_eq "SELECT through pgring after scraping /metrics" "$(q "$PGRING_DSN" "SELECT 'scraped'")" "scraped"
+
 echo "PASS $TEST_NAME"
