@@ -216,10 +216,28 @@ absl::Status Proxy::Reload() {
 }
 
 void Proxy::ShedIdleElsewhere(size_t shard, int except) {
+  Worker* to = nullptr;
+  for (auto& w : workers_)
+    if (w->index() == except) to = w.get();
+  if (to == nullptr) return;
   for (auto& w : workers_) {
-    if (w->index() == except) continue;
-    asio::post(w->io(), [wp = w.get(), shard] {
-      if (shard < wp->pool_count()) wp->pool(shard).ShedIdle();
+    if (w.get() == to) continue;
+    asio::post(w->io(), [from = w.get(), to, shard] {
+      if (shard >= from->pool_count()) return;
+      std::unique_ptr<ServerConnection> conn = from->pool(shard).GiveIdle();
+      if (!conn) return;
+      auto released = conn->Release();
+      if (!released) {
+        // A TLS connection cannot change threads: it is closed, and its room under the
+        // limit goes to the waiting worker.
+        from->proxy().budget(shard).Return();
+        to->proxy().NotifyCapacityFreed(shard);
+        return;
+      }
+      asio::post(to->io(), [to, shard, r = *released, c = std::move(conn)]() mutable {
+        c->Adopt(to->io(), r);
+        if (shard < to->pool_count()) to->pool(shard).Adopt(std::move(c));
+      });
     });
   }
 }

@@ -81,8 +81,9 @@ class Proxy {
   void Shutdown();
   // The shard's connection limit shared by all workers' pools.
   PoolBudget& budget(size_t shard) { return *budgets_[shard]; }
-  // Asks every worker but `except` to close one idle connection to `shard` (another
-  // worker has a client waiting and the shard's limit is reached).
+  // Asks every worker but `except` to hand one idle connection to `shard` over to worker
+  // `except`, which has a client waiting while the shard's limit is reached (the socket
+  // moves between threads; a TLS connection is closed instead, freeing its room).
   void ShedIdleElsewhere(size_t shard, int except);
   // Tells every worker that room under `shard`'s limit was given back.
   void NotifyCapacityFreed(size_t shard);

@@ -31,6 +31,10 @@ class ServerConnection {
   ServerConnection(tcp::socket socket) : stream_(std::move(socket)) {}
 
   Stream& stream() { return stream_; }
+  // Moves the connection to another worker: Release on the old worker's thread, Adopt on
+  // the new one's (see Stream::Release).
+  std::optional<Stream::Released> Release() { return stream_.Release(); }
+  void Adopt(asio::io_context& io, const Stream::Released& r) { stream_.Adopt(io, r); }
   bool tls() const { return stream_.tls(); }
   protocol::Buffer& in() { return in_; }
 

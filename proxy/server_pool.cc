@@ -13,10 +13,10 @@ namespace {
 // pg_terminate_backend). Peeking costs one syscall, so only connections idle for a while
 // are checked.
 constexpr auto kCheckAfterIdle = std::chrono::seconds(1);
-// Sharing pool.size between workers: a worker closes an idle connection for another
-// worker only when it has not used it for kShedAfterIdle; a waiting client asks again
-// every kShedRetry.
-constexpr auto kShedAfterIdle = std::chrono::milliseconds(50);
+// Sharing pool.size between workers: a worker hands an idle connection over to another
+// worker (GiveIdle/Adopt: the socket moves, no new login) only when it has not used it for
+// kShedAfterIdle; a waiting client asks again every kShedRetry.
+constexpr auto kShedAfterIdle = std::chrono::milliseconds(10);
 constexpr auto kShedRetry = std::chrono::milliseconds(100);
 
 bool LooksAlive(ServerConnection& c) {
@@ -163,13 +163,21 @@ awaitable<void> ServerPool::Prewarm() {
   }
 }
 
-void ServerPool::ShedIdle() {
-  // Only a connection this worker has not needed for a while: one idle for a moment is
-  // about to be reused, and closing it would trade one waiting client for another.
-  if (idle_.empty() || Clock::now() - idle_.front()->last_used < kShedAfterIdle) return;
+std::unique_ptr<ServerConnection> ServerPool::GiveIdle() {
+  // Only a connection this worker has not needed for a moment: one idle for less is
+  // about to be reused here.
+  if (idle_.empty() || Clock::now() - idle_.front()->last_used < kShedAfterIdle) return nullptr;
   auto conn = std::move(idle_.front());  // the least recently used
   idle_.pop_front();
-  Close(std::move(conn));
+  --total_;
+  ++stats_.given;
+  return conn;
+}
+
+void ServerPool::Adopt(std::unique_ptr<ServerConnection> conn) {
+  ++total_;
+  ++stats_.adopted;
+  Release(std::move(conn));
 }
 
 void ServerPool::OnCapacityFreed() {

@@ -26,6 +26,8 @@ struct PoolStats {
   uint64_t acquires = 0;
   uint64_t wait_timeouts = 0;    // clients shed after query_wait_timeout
   uint64_t total_wait_us = 0;    // time clients spent waiting for a connection
+  uint64_t given = 0;            // idle connections handed to another worker's pool
+  uint64_t adopted = 0;          // connections taken over from another worker's pool
 };
 
 class ServerPool {
@@ -63,7 +65,11 @@ class ServerPool {
   // Opens connections until `min_idle` are idle (called periodically).
   awaitable<void> Prewarm();
   // Closes one idle connection, if any (another worker needs the room).
-  void ShedIdle();
+  // Gives up the least recently used idle connection for another worker's waiting client
+  // (nullptr if none has been idle a moment); it stays counted in the shard's budget.
+  std::unique_ptr<ServerConnection> GiveIdle();
+  // Takes over a connection given up by another worker's pool.
+  void Adopt(std::unique_ptr<ServerConnection> conn);
   // Another pool gave back part of the limit: wake a waiting client to try again.
   void OnCapacityFreed();
 

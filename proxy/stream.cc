@@ -39,6 +39,25 @@ awaitable<boost::system::error_code> Stream::StartTls(asio::ssl::context& ctx,
   co_return ec;
 }
 
+std::optional<Stream::Released> Stream::Release() {
+  boost::system::error_code ec;
+  auto ep = socket_.local_endpoint(ec);
+  if (tls_ || ec) {
+    Close();
+    return std::nullopt;
+  }
+  auto fd = socket_.release(ec);
+  if (ec) {
+    Close();
+    return std::nullopt;
+  }
+  return Released{fd, ep.protocol()};
+}
+
+void Stream::Adopt(asio::io_context& io, const Released& released) {
+  socket_ = tcp::socket(io, released.protocol, released.fd);
+}
+
 void Stream::Close() {
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);

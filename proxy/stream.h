@@ -33,6 +33,16 @@ class Stream {
   tcp::socket& socket() { return socket_; }
   void Close();
 
+  // Moves a plain TCP connection (not TLS, no operation pending) to another io_context:
+  // Release() on the owning thread gives up the socket, Adopt() on the new owner's thread
+  // takes it over. Returns false (and closes the socket) when the stream cannot move.
+  struct Released {
+    tcp::socket::native_handle_type fd;
+    tcp protocol;
+  };
+  std::optional<Released> Release();
+  void Adopt(asio::io_context& io, const Released& released);
+
  private:
   tcp::socket socket_;
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
