@@ -136,6 +136,8 @@ AdminResult ShowStats(const conf::Config& config, const std::vector<WorkerSnapsh
     t.clients_rejected += s.clients_rejected;
     t.clients_accepted += s.clients_accepted;
     t.statements += s.statements;
+    t.analyzer_hits += s.analyzer_hits;
+    t.analyzer_misses += s.analyzer_misses;
     for (const auto& p : s.pools) {
       t.wait_us += p.stats.total_wait_us;
     }
@@ -148,9 +150,11 @@ AdminResult ShowStats(const conf::Config& config, const std::vector<WorkerSnapsh
                  "avg_xact_count", "avg_query_count", "avg_recv", "avg_sent", "avg_xact_time",
                  "avg_query_time", "avg_wait_time", "total_errors", "total_server_prepares",
                  "total_prepare_cache_hits", "statements_cached", "clients_accepted",
-                 "clients_rejected", "protocol_errors"},
+                 "clients_rejected", "protocol_errors", "analyzer_hits", "analyzer_misses",
+                 "analyzer_hit_rate"},
                 {},
                 "SHOW"};
+  const uint64_t lookups = t.analyzer_hits + t.analyzer_misses;
   r.rows.push_back(Row{config.listen.database, std::to_string(t.transactions),
                        std::to_string(t.queries), std::to_string(t.bytes_received),
                        std::to_string(t.bytes_sent), std::to_string(t.transaction_us),
@@ -161,7 +165,11 @@ AdminResult ShowStats(const conf::Config& config, const std::vector<WorkerSnapsh
                        std::to_string(t.errors), std::to_string(t.prepares),
                        std::to_string(t.prepare_hits), std::to_string(t.statements),
                        std::to_string(t.clients_accepted), std::to_string(t.clients_rejected),
-                       std::to_string(t.protocol_errors)});
+                       std::to_string(t.protocol_errors), std::to_string(t.analyzer_hits),
+                       std::to_string(t.analyzer_misses),
+                       fmt::format("{:.4f}", lookups ? static_cast<double>(t.analyzer_hits) /
+                                                           static_cast<double>(lookups)
+                                                     : 0.0)});
   return r;
 }
 

@@ -496,7 +496,7 @@ awaitable<void> ClientSession::CloseGather(bool client_sync) {
   }
   co_await FlushServers();
   co_await WaitQuiet([&] { return gather_->done(); });
-  const bool ok = !gather_->failed();
+  const bool ok = !gather_->failed() && gather_->done();
   if (!ok) cycle_failed_ = true;
   client_tx_status_ = gather_->status();
   gather_.reset();
@@ -817,6 +817,9 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
 }
 
 awaitable<bool> ClientSession::FinishImplicit(const std::vector<size_t>& shards, bool commit) {
+  // A session that is ending (client gone, a shard connection lost) commits nothing: its
+  // pumps roll every open transaction back.
+  if (closing_) co_return false;
   std::vector<size_t> begun;
   for (size_t shard : shards) {
     auto* l = link(shard);
@@ -832,7 +835,7 @@ awaitable<bool> ClientSession::FinishImplicit(const std::vector<size_t>& shards,
   }
   co_await FlushServers();
   co_await WaitQuiet([&] { return gather_->done(); });
-  const bool failed = gather_->failed();
+  const bool failed = gather_->failed() || !gather_->done();
   gather_.reset();
   co_return !failed;
 }
@@ -893,7 +896,7 @@ awaitable<bool> ClientSession::RunGatherQuery(std::string_view sql, std::pair<si
   }
   co_await FlushServers();
   co_await WaitQuiet([&] { return gather_->done(); });
-  bool ok = !gather_->failed();
+  bool ok = !gather_->failed() && gather_->done();
   char status = gather_->status();
   gather_.reset();
   if (!ok) cycle_failed_ = true;
@@ -962,7 +965,7 @@ awaitable<bool> ClientSession::StartCopyIn(const sharding::Statement& s,
 awaitable<void> ClientSession::EndCopyIn() {
   co_await FlushServers();
   co_await WaitQuiet([&] { return gather_->done(); });
-  bool ok = !gather_->failed();
+  bool ok = !gather_->failed() && gather_->done();
   char status = gather_->status();
   gather_.reset();
   copy_in_.reset();

@@ -80,6 +80,8 @@ WorkerSnapshot TakeSnapshot(Worker& w, bool detailed) {
   s.prepare_hits = ld(c.prepare_hits);
   s.protocol_errors = ld(c.protocol_errors);
   s.statements = w.statements().size();
+  s.analyzer_hits = w.analyzer().hits();
+  s.analyzer_misses = w.analyzer().misses();
   return s;
 }
 

@@ -56,6 +56,7 @@ struct WorkerSnapshot {
            bytes_received = 0, bytes_sent = 0, transaction_us = 0, query_us = 0, wait_us = 0,
            errors = 0, prepares = 0, prepare_hits = 0, protocol_errors = 0;
   size_t statements = 0;
+  uint64_t analyzer_hits = 0, analyzer_misses = 0;  // statement analysis cache
   int sessions = 0;
 };
 

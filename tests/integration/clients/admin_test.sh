@@ -110,6 +110,17 @@ check_eq "the held query ran on shard0 after RESUME ($client_ts > $resume_ts)" \
   "$(q "$SHARD0" "SELECT '$client_ts'::timestamptz > '$resume_ts'::timestamptz")" "t"
 check_eq "SELECT through pgring after RESUME" "$(q "$PGRING_DSN" "SELECT 'resumed'")" "resumed"
 
+# The analysis cache: statements that differ only in their key value share one analysis.
+stats_before=$(admin_table "SHOW STATS")
+hits_before=$(column_of analyzer_hits "$stats_before" database app)
+# (Four queries over at most two workers: at least two find the shape cached.)
+for k in 101 102 103 104; do
+  q "$PGRING_DSN" "SELECT 'shape' WHERE 1 = $k" >/dev/null
+done
+hits_after=$(column_of analyzer_hits "$(admin_table "SHOW STATS")" database app)
+((hits_after >= hits_before + 2)) ||
+  fail "SHOW STATS analyzer_hits went from $hits_before to $hits_after over four same-shape queries"
+
 # Prometheus metrics: every shard's pool is reported, and scraping twice keeps pgring up.
 for _ in 1 2; do
   metrics=$(curl -sS -m 10 "http://127.0.0.1:$PGRING_METRICS_PORT/metrics") ||
