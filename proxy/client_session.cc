@@ -380,6 +380,27 @@ std::optional<size_t> ClientSession::SingleTarget(const sharding::RoutePlan& pla
   return plan.shards[0].value();
 }
 
+size_t ClientSession::AnyShard() {
+  if (auto* busy = BusyLink()) return busy->shard;
+  for (size_t i = 0; i < links_.size(); ++i)
+    if (Held(i)) return i;
+  return worker_.default_shard();
+}
+
+awaitable<ClientSession::ServerLink*> ClientSession::UseExtended(size_t shard) {
+  bool skip = false;
+  auto st = co_await Use(std::span(&shard, 1), &skip);
+  if (skip) {
+    skip_until_sync_ = true;
+    co_return nullptr;
+  }
+  if (!st.ok()) {
+    co_await AnswerError(st, true);
+    co_return nullptr;
+  }
+  co_return links_[shard].get();
+}
+
 void ClientSession::NotifyQuiet() {
   if (quiet_) quiet_->cancel();
 }
@@ -1061,19 +1082,10 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
   if (gather_open_ && !portal_message) co_await CloseGather(false);
   // The deferred Parse goes to the Bind's target, else to any shard.
   if (deferred_parse_ && type != fe::kBind && type != fe::kParse && type != fe::kTerminate) {
-    std::vector<size_t> any = SessionTargets();
-    if (auto* busy = BusyLink()) any.assign(1, busy->shard);
-    any.resize(1);
-    bool skip = false;
-    auto st = co_await Use(any, &skip);
-    if (skip) {
-      deferred_parse_.reset();
-      skip_until_sync_ = true;
-    } else if (!st.ok()) {
-      deferred_parse_.reset();
-      co_await AnswerError(st, true);
+    if (auto* l = co_await UseExtended(AnyShard())) {
+      co_await SendDeferredParse(*l);
     } else {
-      co_await SendDeferredParse(*links_[any[0]]);
+      deferred_parse_.reset();
     }
     if (skip_until_sync_ && type != fe::kSync) co_return Flow::kContinue;
   }
@@ -1102,18 +1114,12 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
       if (!p) co_return co_await Malformed("Parse");
       if (deferred_parse_) {
         // Two Parses in a row: the first goes to any shard now.
-        std::vector<size_t> any = SessionTargets();
-        if (auto* busy = BusyLink()) any.assign(1, busy->shard);
-        any.resize(1);
-        bool skip = false;
-        auto st = co_await Use(any, &skip);
-        if (!st.ok() || skip) {
+        auto* l = co_await UseExtended(AnyShard());
+        if (l == nullptr) {
           deferred_parse_.reset();
-          if (!st.ok()) co_await AnswerError(st, true);
-          skip_until_sync_ = true;
           co_return Flow::kContinue;
         }
-        co_await SendDeferredParse(*links_[any[0]]);
+        co_await SendDeferredParse(*l);
       }
       std::string name(p->name);
       if (!name.empty() && statements_.contains(name)) {
@@ -1204,14 +1210,13 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
       co_return Flow::kContinue;
     }
     case fe::kFunctionCall: {
-      std::vector<size_t> any = SessionTargets();
-      any.resize(1);
-      auto st = co_await Use(any, nullptr);
+      const size_t shard = AnyShard();
+      auto st = co_await Use(std::span(&shard, 1), nullptr);
       if (!st.ok()) {
         co_await AnswerError(st, false);
         co_return Flow::kContinue;
       }
-      auto& l = *links_[any[0]];
+      auto& l = *links_[shard];
       l.out.Append(f.raw);
       Push(l, Pending::Kind::kFunctionCall);
       co_return Flow::kContinue;
@@ -1298,19 +1303,12 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
 
   auto single = SingleTarget(*plan);
   if (single) {
-    bool skip = false;
-    auto st = co_await Use(std::span(&*single, 1), &skip);
-    if (skip) {
+    auto* target_link = co_await UseExtended(*single);
+    if (target_link == nullptr) {
       deferred_parse_.reset();
-      skip_until_sync_ = true;
       co_return Flow::kContinue;
     }
-    if (!st.ok()) {
-      deferred_parse_.reset();
-      co_await AnswerError(st, true);
-      co_return Flow::kContinue;
-    }
-    auto& l = *links_[*single];
+    auto& l = *target_link;
     co_await SendDeferredParse(l);
     NoteStatementText(l, stmt.stmt->query);
     if (s != nullptr && s->kind == sharding::StatementKind::kTransaction &&
@@ -1444,20 +1442,9 @@ awaitable<ClientSession::Flow> ClientSession::OnStatementMessage(const protocol:
     co_return Flow::kContinue;
   }
   const ClientStatement stmt = *cs;
-  std::vector<size_t> any = SessionTargets();
-  if (auto* busy = BusyLink()) any.assign(1, busy->shard);
-  any.resize(1);
-  bool skip = false;
-  auto st = co_await Use(any, &skip);
-  if (skip) {
-    skip_until_sync_ = true;
-    co_return Flow::kContinue;
-  }
-  if (!st.ok()) {
-    co_await AnswerError(st, true);
-    co_return Flow::kContinue;
-  }
-  auto& l = *links_[any[0]];
+  auto* target_link = co_await UseExtended(AnyShard());
+  if (target_link == nullptr) co_return Flow::kContinue;
+  auto& l = *target_link;
   l.unsynced = true;
   if (stmt.unnamed) {
     EnsureUnnamed(l);
@@ -1529,20 +1516,11 @@ awaitable<ClientSession::Flow> ClientSession::OnPortalMessage(const protocol::Fr
     }
     // The server explains the unknown portal.
     target = PortalTarget{};
-    target->shard = SessionTargets()[0];
-    if (auto* busy = BusyLink()) target->shard = busy->shard;
+    target->shard = AnyShard();
   }
-  bool skip = false;
-  auto st = co_await Use(std::span(&target->shard, 1), &skip);
-  if (skip) {
-    skip_until_sync_ = true;
-    co_return Flow::kContinue;
-  }
-  if (!st.ok()) {
-    co_await AnswerError(st, true);
-    co_return Flow::kContinue;
-  }
-  auto& l = *links_[target->shard];
+  auto* target_link = co_await UseExtended(target->shard);
+  if (target_link == nullptr) co_return Flow::kContinue;
+  auto& l = *target_link;
   l.unsynced = true;
   l.out.Append(f.raw);
   Push(l, kind);

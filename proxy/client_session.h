@@ -176,6 +176,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // statements go to the held connections (or the default shard when none is held).
   std::optional<size_t> SingleTarget(const sharding::RoutePlan& plan) const;
   std::vector<size_t> SessionTargets() const;
+  // A shard for a request any shard can answer (Parse, Describe of a statement): the one
+  // with requests in flight, else one held, else the default shard.
+  size_t AnyShard();
+  // Use() for one extended-protocol message: the link, or nullptr when the message is
+  // skipped (an earlier error in the cycle; or no connection, whose error is answered).
+  awaitable<ServerLink*> UseExtended(size_t shard);
   awaitable<void> OnQuery(const protocol::Frame& f, std::string_view sql);
   awaitable<bool> RunLocal(const sharding::Statement& s, std::string_view text, bool extended);
   awaitable<bool> RunTransactionLocally(const sharding::Statement& s);
