@@ -348,10 +348,6 @@ void CheckPlanned(PGconn* conn, const std::string& query, bool rewritten,
       order, format, min_rows, params);
 }
 
-MergeOrderKey Key(int column, bool descending, bool nulls_first) {
-  return {column, descending, nulls_first};
-}
-
 TEST_CASE("ORDER BY merges equal one server's order", "[merge][postgres]") {
   Conn conn = ConnectWithParts();
 
