@@ -56,20 +56,43 @@ bool ShapeOf(std::string_view sql, LiteralShape& out) {
     }
     if (t.kind == Kind::kEnd) break;
     const std::string_view text = TokenText(sql, t);
-    const bool after_slot = (prev.kind == Kind::kOperator && TokenText(sql, prev) == "=") ||
-                            (prev.kind == Kind::kOpen && TokenText(sql, prev) == "(") ||
+    const std::string_view prev_text = TokenText(sql, prev);
+    // Where a value may stand as a parameter: after `=`, `(` or `,`.
+    const bool after_slot = (prev.kind == Kind::kOperator && prev_text == "=") ||
+                            (prev.kind == Kind::kOpen && prev_text == "(") ||
                             prev.kind == Kind::kComma;
+    // Numbers may also be operands of other operators (`amount + 5`), but never of a
+    // minus: `-$1` is an expression to the analyzer where `-5` is a constant.
+    const bool operand = prev.kind == Kind::kOperator &&
+                         prev_text.find('-') == std::string_view::npos;
     std::string_view value;
     bool replace = false;
-    if (after_slot && t.kind == Kind::kNumber && SmallInteger(text)) {
+    size_t begin = t.begin;
+    if ((after_slot || operand) && t.kind == Kind::kNumber && SmallInteger(text)) {
       value = text;
       replace = true;
     } else if (after_slot && t.kind == Kind::kString && PlainString(text)) {
       value = text.substr(1, text.size() - 2);
       replace = true;
+    } else if ((after_slot || operand) && t.kind == Kind::kOperator && text == "-") {
+      // A negative integer (`, -1234,`): PostgreSQL folds it into one constant; the
+      // parameter's text keeps the sign.
+      SqlScanner peek = scan;
+      SqlToken n = peek.Next();
+      if (n.kind == Kind::kNumber && SmallInteger(TokenText(sql, n))) {
+        scan = peek;
+        value = sql.substr(t.begin, n.end - t.begin);
+        if (n.begin != t.end) value = {};  // "- 5": keep it simple, no parameter
+        if (!value.empty()) {
+          replace = true;
+          t = SqlToken{Kind::kNumber, begin, n.end};
+        } else {
+          t = n;
+        }
+      }
     }
     if (replace) {
-      out.text.append(sql.substr(copied, t.begin - copied));
+      out.text.append(sql.substr(copied, begin - copied));
       out.values.push_back(value);
       int n = std::snprintf(name, sizeof(name), "$%zu", out.values.size());
       out.text.append(name, static_cast<size_t>(n));

@@ -9,11 +9,12 @@
 //   }
 //
 // Only values that are certainly the same to the router as a parameter are replaced: an
-// unsigned integer of at most 18 digits or a plain '...' string without doubled quotes,
-// right after `=`, `(` or `,`. A parameter of unknown type is read as the shard key's type,
-// as the literal would be, and a cast after it stays in the text. Everything else (floats,
-// negative numbers, E'' strings, LIMIT counts, ORDER BY positions, type modifiers after a
-// word...) keeps its text. Only SELECT, INSERT, UPDATE, DELETE and WITH statements without
+// integer of at most 18 digits (with its sign when a `-` right before it is one) or a plain
+// '...' string without doubled quotes, right after `=`, `(` or `,`; integers also as the
+// operand of another operator without a minus in it (`amount + 5`), where the analyzer
+// sees an expression either way. A parameter of unknown type is read as the shard key's
+// type, as the literal would be, and a cast after it stays in the text. Everything else
+// (floats, E'' strings, LIMIT counts, ORDER BY positions, `x - 5`...) keeps its text. Only SELECT, INSERT, UPDATE, DELETE and WITH statements without
 // parameters of their own are shaped; a shape that PostgreSQL's parser rejects (a literal
 // where the grammar wants a constant) means analyzing the text itself instead.
 //

@@ -25,17 +25,25 @@ TEST_CASE("ShapeOf replaces key-like literals after =, ( and ,", "[literal_shape
 
 TEST_CASE("ShapeOf keeps literals whose meaning a parameter would change", "[literal_shape]") {
   LiteralShape s;
-  // LIMIT, ORDER BY positions, floats, negative numbers, huge integers, E'' strings,
-  // doubled quotes, operands of other operators.
+  // LIMIT, ORDER BY positions, floats, huge integers, E'' strings, doubled quotes,
+  // strings next to other operators, numbers after a minus that is not a sign.
   CHECK_FALSE(ShapeOf("SELECT a FROM t ORDER BY 1 LIMIT 10 OFFSET 5", s));
   CHECK_FALSE(ShapeOf("SELECT a FROM t WHERE k = 1.5", s));
-  CHECK_FALSE(ShapeOf("SELECT a FROM t WHERE k = -5", s));
   CHECK_FALSE(ShapeOf("SELECT a FROM t WHERE k = 1234567890123456789", s));
   CHECK_FALSE(ShapeOf("SELECT a FROM t WHERE k = E'a\\nb'", s));
   CHECK_FALSE(ShapeOf("SELECT a FROM t WHERE k = 'it''s'", s));
-  CHECK_FALSE(ShapeOf("SELECT a FROM t WHERE k > 5 AND j < 'x'", s));
-  REQUIRE(ShapeOf("UPDATE t SET v = v + 3 WHERE k = 9", s));
-  CHECK(s.text == "UPDATE t SET v = v + 3 WHERE k = $1");
+  CHECK_FALSE(ShapeOf("SELECT a FROM t WHERE j < 'x' AND k = v - 5", s));
+  CHECK_FALSE(ShapeOf("SELECT a FROM t WHERE k = - 5", s));
+  // Numbers as operands of other operators; a negative constant keeps its sign.
+  REQUIRE(ShapeOf("UPDATE t SET v = v + 3 WHERE k = -9 AND j > 2", s));
+  CHECK(s.text == "UPDATE t SET v = v + $1 WHERE k = $2 AND j > $3");
+  CHECK(s.values == Values{"3", "-9", "2"});
+  REQUIRE(ShapeOf("UPDATE a SET b = b + -1234 WHERE aid = 7", s));
+  CHECK(s.text == "UPDATE a SET b = b + $1 WHERE aid = $2");
+  CHECK(s.values == Values{"-1234", "7"});
+  REQUIRE(ShapeOf("INSERT INTO h VALUES (1, -1234, 'x' || 5)", s));
+  CHECK(s.text == "INSERT INTO h VALUES ($1, $2, $3 || $4)");
+  CHECK(s.values == Values{"1", "-1234", "x", "5"});
 }
 
 TEST_CASE("ShapeOf shapes only one DML statement without parameters", "[literal_shape]") {
@@ -51,6 +59,12 @@ TEST_CASE("ShapeOf shapes only one DML statement without parameters", "[literal_
 
 TEST_CASE("A shape analyzes like its statement", "[literal_shape]") {
   LiteralShape s;
+  // A negative key is a constant in both.
+  REQUIRE(ShapeOf("SELECT * FROM orders WHERE tenant_id = -42", s));
+  auto negative = Analyze(s.text);
+  REQUIRE(negative.ok());
+  REQUIRE(negative->statements[0].constraints.size() == 1);
+  CHECK(negative->statements[0].constraints[0].values[0].kind == KeyValue::Kind::kParam);
   REQUIRE(ShapeOf("SELECT o.* FROM orders o JOIN items i ON i.tenant_id = o.tenant_id "
                   "WHERE o.tenant_id = 42 AND i.sku IN ('a', 'b')",
                   s));
