@@ -189,6 +189,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<bool> RunGatherQuery(std::string_view sql, std::pair<size_t, size_t> range,
                                  const sharding::Statement& s, const sharding::RoutePlan& plan,
                                  bool implicit_txn);
+  // A write over several shards outside a transaction block runs in a transaction on each
+  // shard: BeginImplicit opens it (if the link has none), FinishImplicit commits or rolls
+  // back every shard's; false if a COMMIT failed (the client got the error).
+  void BeginImplicit(ServerLink& link);
   awaitable<bool> FinishImplicit(const std::vector<size_t>& shards, bool commit);
   awaitable<bool> StartCopyIn(const sharding::Statement& s, const sharding::RoutePlan& plan,
                               std::string_view text);

@@ -2,6 +2,7 @@
 
 #include "protocol/messages.h"
 #include "protocol/sql_error.h"
+#include "proxy/reply.h"
 
 namespace pgring::proxy {
 namespace be = protocol::be;
@@ -21,11 +22,7 @@ char Gather::status() const {
 void Gather::Fail(const absl::Status& error) {
   if (failed_) return;
   failed_ = true;
-  protocol::Buffer b;
-  protocol::WriteErrorResponse(b, protocol::Severity::kError, protocol::SqlStateOf(error),
-                               protocol::MessageOf(error), {}, protocol::HintOf(error));
-  auto r = b.Readable();
-  error_.assign(reinterpret_cast<const char*>(r.data()), r.size());
+  error_ = ErrorBytes(error);
 }
 
 void Gather::Once(uint32_t Shard::*counter, uint32_t& emitted, size_t position,
