@@ -150,6 +150,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
     size_t shard = 0;
     const sharding::Statement* statement = nullptr;     // local portals
     std::shared_ptr<const sharding::Analysis> analysis;  // keeps `statement` alive
+    std::string text;                                    // local portals: the statement
   };
   // COPY FROM STDIN in progress over several shards.
   struct CopyIn {
@@ -183,12 +184,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // skipped (an earlier error in the cycle; or no connection, whose error is answered).
   awaitable<ServerLink*> UseExtended(size_t shard);
   awaitable<void> OnQuery(const protocol::Frame& f, std::string_view sql);
-  awaitable<bool> RunLocal(const sharding::Statement& s, std::string_view text, bool extended);
-  awaitable<bool> RunTransactionLocally(const sharding::Statement& s);
+  awaitable<bool> RunLocal(const sharding::Statement& s, bool extended);
+  // BEGIN/COMMIT/ROLLBACK with no connection held; `text` is the statement as written
+  // (a BEGIN's options are replayed with it).
+  awaitable<bool> RunTransactionLocally(const sharding::Statement& s, std::string_view text);
   // Runs one statement of a simple Query on several shards; returns false if it failed.
+  // `begin`: open a transaction on each shard that has none (the statement is outside a
+  // transaction block); `finish`: then commit them all, or roll back if it failed.
   awaitable<bool> RunGatherQuery(std::string_view sql, std::pair<size_t, size_t> range,
                                  const sharding::Statement& s, const sharding::RoutePlan& plan,
-                                 bool implicit_txn);
+                                 bool begin, bool finish);
   // A write over several shards outside a transaction block runs in a transaction on each
   // shard: BeginImplicit opens it (if the link has none), FinishImplicit commits or rolls
   // back every shard's; false if a COMMIT failed (the client got the error).

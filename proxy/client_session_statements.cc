@@ -22,11 +22,9 @@ namespace fe = protocol::fe;
 // SET/RESET/SHOW pgring.*, the empty query, and transaction control while no server
 // connection is held. Writes the statement's answer without ReadyForQuery; `extended`
 // means a Describe of the portal may already have been answered by the caller.
-awaitable<bool> ClientSession::RunLocal(const sharding::Statement& s, std::string_view text,
-                                        bool extended) {
+awaitable<bool> ClientSession::RunLocal(const sharding::Statement& s, bool extended) {
   using sharding::StatementKind;
   protocol::Buffer out;
-  (void)text;
   if (s.kind == StatementKind::kEmpty) {
     protocol::WriteEmptyQueryResponse(out);
   } else if (s.kind == StatementKind::kShow) {
@@ -66,7 +64,8 @@ awaitable<bool> ClientSession::RunLocal(const sharding::Statement& s, std::strin
 }
 
 // BEGIN, COMMIT and ROLLBACK while the client holds no server connection.
-awaitable<bool> ClientSession::RunTransactionLocally(const sharding::Statement& s) {
+awaitable<bool> ClientSession::RunTransactionLocally(const sharding::Statement& s,
+                                                     std::string_view text) {
   using sharding::TransactionOp;
   protocol::Buffer out;
   switch (s.txn_op) {
@@ -75,8 +74,8 @@ awaitable<bool> ClientSession::RunTransactionLocally(const sharding::Statement& 
         protocol::WriteNoticeResponse(out, protocol::Severity::kWarning, "25001",
                                       "there is already a transaction in progress");
       } else {
-        deferred_begin_ = "BEGIN";
-        if (s.txn_read_only) deferred_begin_ = "BEGIN READ ONLY";
+        // Replayed as written: isolation level, READ ONLY, DEFERRABLE.
+        deferred_begin_ = text.empty() ? std::string("BEGIN") : std::string(text);
       }
       protocol::WriteCommandComplete(out, "BEGIN");
       client_tx_status_ = 'T';
@@ -176,12 +175,12 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
   if (n == 1) {
     const auto& s = a.statements[0];
     if (plans[0].kind == RouteKind::kLocal) {
-      co_await RunLocal(s, text(0), false);
+      co_await RunLocal(s, false);
       co_await AnswerReady();
       co_return;
     }
     if (LocalTransaction(s, holds_server())) {
-      co_await RunTransactionLocally(s);
+      co_await RunTransactionLocally(s, text(0));
       co_await AnswerReady();
       co_return;
     }
@@ -242,7 +241,7 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
       co_return;
     }
     const bool implicit = plan.is_write && client_tx_status_ == 'I';
-    co_await RunGatherQuery(sql, ranges[0], s, plan, implicit);
+    co_await RunGatherQuery(sql, ranges[0], s, plan, implicit, implicit);
     co_await AnswerReady();
     co_return;
   }
@@ -267,7 +266,7 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
     const auto& s = a.statements[i];
     const auto& plan = plans[i];
     if (plan.kind == RouteKind::kLocal) {
-      ok = co_await RunLocal(s, text(i), false);
+      ok = co_await RunLocal(s, false);
       continue;
     }
     auto t = SingleTarget(plan);
@@ -275,7 +274,7 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
       for (auto id : plan.shards)
         if (std::find(used.begin(), used.end(), id.value()) == used.end())
           used.push_back(id.value());
-      ok = co_await RunGatherQuery(sql, ranges[i], s, plan, false);
+      ok = co_await RunGatherQuery(sql, ranges[i], s, plan, implicit, false);
       continue;
     }
     if (std::find(used.begin(), used.end(), *t) == used.end()) used.push_back(*t);
@@ -341,7 +340,8 @@ awaitable<bool> ClientSession::FinishImplicit(const std::vector<size_t>& shards,
 
 awaitable<bool> ClientSession::RunGatherQuery(std::string_view sql, std::pair<size_t, size_t> range,
                                               const sharding::Statement& s,
-                                              const sharding::RoutePlan& plan, bool implicit) {
+                                              const sharding::RoutePlan& plan, bool begin,
+                                              bool finish) {
   std::vector<size_t> shards;
   if (plan.kind == sharding::RouteKind::kSession) {
     shards = SessionTargets();
@@ -382,7 +382,7 @@ awaitable<bool> ClientSession::RunGatherQuery(std::string_view sql, std::pair<si
   if (s.copy) gather_->set_copy_header(s.copy->header);
   for (size_t i = 0; i < shards.size(); ++i) {
     auto& l = *links_[shards[i]];
-    if (implicit) BeginImplicit(l);
+    if (begin) BeginImplicit(l);
     NoteStatementText(l, texts[i]);
     protocol::WriteQuery(l.out, texts[i]);
     Push(l, Pending::Kind::kQuery);
@@ -395,7 +395,7 @@ awaitable<bool> ClientSession::RunGatherQuery(std::string_view sql, std::pair<si
   char status = gather_->status();
   gather_.reset();
   if (!ok) cycle_failed_ = true;
-  if (implicit) {
+  if (finish) {
     // A failed COMMIT reaches the client as the shard's error.
     if (!co_await FinishImplicit(shards, ok)) ok = false;
     status = 'I';
@@ -576,6 +576,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
     target.local = true;
     target.statement = s;
     target.analysis = stmt.stmt->analysis;
+    target.text = stmt.stmt->query;
     if (b.portal.empty()) unnamed_portal_ = target; else portals_[std::string(b.portal)] = target;
     co_return Flow::kContinue;
   }
@@ -759,9 +760,9 @@ awaitable<ClientSession::Flow> ClientSession::OnPortalMessage(const protocol::Fr
       }
       co_await Answer(BufferBytes(b));
     } else if (target->statement->kind == sharding::StatementKind::kTransaction) {
-      co_await RunTransactionLocally(*target->statement);
+      co_await RunTransactionLocally(*target->statement, target->text);
     } else {
-      co_await RunLocal(*target->statement, {}, true);
+      co_await RunLocal(*target->statement, true);
     }
     co_return Flow::kContinue;
   }

@@ -10,7 +10,9 @@ For a tenant owned by each of two shards, through pgring:
 - the same followed by ROLLBACK: neither shard holds anything;
 - a transaction whose write on the second shard fails (duplicate key): the error aborts
   it, ROLLBACK leaves nothing on the first shard either;
-- a keyless UPDATE over every shard rolled back: nothing changes.
+- a keyless UPDATE over every shard rolled back: nothing changes;
+- BEGIN ISOLATION LEVEL ... reaches the shard with its options;
+- a query string whose second statement fails on one shard leaves nothing of the first.
 After each commit no prepared transaction is left on any shard.
 """
 
@@ -128,6 +130,31 @@ def test(env):
                                f"{before})")
         check(simple(p, "SELECT count(*) FROM tenants").fetchone()[0] == 4,
               "through pgring the shards hold another number of tenants than 4")
+
+        log("-- BEGIN with options is replayed as written on the shard it reaches")
+        simple(p, "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY")
+        got = routing.scalar(p, f"SELECT current_setting('transaction_isolation') || ' ' || "
+                                f"current_setting('transaction_read_only') FROM tenants "
+                                f"WHERE tenant_id = {B[0]}")
+        check(got == "serializable on", f"the shard's transaction runs as {got!r}, not "
+                                        "'serializable on'")
+        simple(p, "COMMIT")
+
+        log("-- a query string over two shards is one transaction per shard: all or nothing")
+        # The first statement writes on B's shard; the second runs on every shard and fails
+        # on B's only (division by zero for tenant B[0]): what it wrote on A's shard, which
+        # the first statement never touched, must not stay either.
+        before = {k: order_rows(k) for k in (A[0], B[0])}
+        try:
+            simple(p, f"UPDATE orders SET status = 'multi' WHERE tenant_id = {B[0]}; "
+                      f"UPDATE orders SET status = 'x' || (1 / (tenant_id - {B[0]}))::text")
+            routing.fail("a query string dividing by zero on one shard succeeded")
+        except routing.psycopg.errors.DivisionByZero:
+            pass
+        after = {k: order_rows(k) for k in (A[0], B[0])}
+        check(after == before, f"a failed query string left changes: {after} (was {before})")
+        check(simple(p, "SELECT 1").fetchone()[0] == 1, "the session is unusable after the "
+                                                        "failed query string")
     no_prepared("the test")
     c.drop_tables(("tenants", "orders"))
 
