@@ -444,8 +444,16 @@ awaitable<bool> ClientSession::StartCopyIn(const sharding::Statement& s,
   }
   copy_implicit_ = implicit;
   co_await FlushServers();
-  co_await WaitQuiet([&] { return gather_->done() || gather_->copy_in_ready(); });
-  if (gather_->done() || closing_) {
+  co_await WaitQuiet(
+      [&] { return gather_->done() || gather_->copy_in_ready() || gather_->failed(); });
+  if (!gather_->copy_in_ready() || closing_) {
+    // A shard refused the COPY (or the session ends): the others wait for data; end their
+    // COPY too. A shard that already failed ignores the CopyFail, as PostgreSQL does.
+    for (size_t shard : shards) {
+      if (auto* l = link(shard); l != nullptr && l->conn) {
+        protocol::WriteCopyFail(l->out, "COPY failed on another shard");
+      }
+    }
     co_await EndCopyIn();
     co_return false;
   }

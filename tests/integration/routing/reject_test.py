@@ -10,7 +10,9 @@ condition) and ON CONFLICT DO UPDATE of it; an INSERT whose key is missing from 
 column list or an expression; COMMIT PREPARED from a client. Refused with 23502: an
 INSERT row with a NULL key (literal, NULL parameter, one NULL row among several), into
 a table whose column allows NULL, so only pgring can refuse it. After each refusal the
-connection still works, and the shards hold exactly the rows they held before.
+connection still works, and the shards hold exactly the rows they held before. A COPY
+that one shard refuses (its table is missing) fails with that shard's error instead of
+waiting for the others, and leaves no rows anywhere.
 """
 
 import os
@@ -132,6 +134,30 @@ def test(env):
         except routing.pgtest.TestFailure as f:
             failures.append(str(f))
     check(not failures, f"{len(failures)} check(s) failed:\n  " + "\n  ".join(failures))
+
+    log("-- COPY into a table that one shard lacks: that shard's error, no hang, no rows")
+    last = c.names[-1]
+    with c.shard(last, autocommit=True) as s:
+        s.execute("ALTER TABLE order_items RENAME TO order_items_hidden")
+    try:
+        with c.proxy(autocommit=True) as p:
+            try:
+                with p.cursor() as cur:
+                    copy = "COPY order_items (tenant_id, order_id, item_no, sku) FROM STDIN"
+                    with cur.copy(copy) as cp:
+                        for t in tenants:
+                            cp.write(f"{t}\t1\t1\tsku-{t}\n")
+                routing.fail("COPY succeeded although a shard has no order_items table")
+            except routing.psycopg.errors.UndefinedTable:
+                pass
+            check(simple(p, "SELECT 1").fetchone()[0] == 1,
+                  "the session is unusable after a COPY refused by one shard")
+        for n in c.others(last):
+            got = c.fetch_direct(n, "SELECT count(*) FROM order_items")[0][0]
+            check(got == 0, f"a COPY refused by {last} left {got} rows on {n}")
+    finally:
+        with c.shard(last, autocommit=True) as s:
+            s.execute("ALTER TABLE order_items_hidden RENAME TO order_items")
     c.drop_tables(("orders", "users", "order_items"))
 
 
