@@ -1636,6 +1636,8 @@ void DescribeCopy(J c, Statement& out) {
       info.null_string = DefElemText(d);
     } else if (name == "quote") {
       info.quote = DefElemText(d);
+    } else if (name == "escape") {
+      info.escape = DefElemText(d);
     }
   }
   info.is_query = c["query"].present();

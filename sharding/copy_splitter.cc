@@ -197,6 +197,17 @@ absl::StatusOr<CopyFormat> CopyFormatOf(const CopyInfo& copy) {
     f.quote = (*copy.quote)[0];
   }
   f.escape = f.quote;
+  if (copy.escape) {
+    if (!f.csv) {
+      return Unsupported("COPY escape available only in CSV mode",
+                         "remove ESCAPE, or use FORMAT csv");
+    }
+    if (copy.escape->size() != 1 || (*copy.escape)[0] == '\0') {
+      return Unsupported("COPY escape must be a single one-byte character",
+                         "use a one-byte escape such as ESCAPE '\\'");
+    }
+    f.escape = (*copy.escape)[0];
+  }
   if (f.csv && f.delimiter == f.quote) {
     return InvalidOption("COPY delimiter and quote must be different");
   }

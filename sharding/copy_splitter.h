@@ -60,7 +60,7 @@ struct CopyFormat {
 // statuses: 0A000 for what pgring cannot split (FORMAT binary, COPY TO, a file or program)
 // and for multi-byte delimiter or quote (as PostgreSQL), 22023 for the option values
 // PostgreSQL rejects (newline delimiter, delimiter inside the NULL string, ...), each with
-// a hint naming the fix. CopyInfo carries no ESCAPE option: the escape is the quote.
+// a hint naming the fix. The CSV escape is CopyInfo's ESCAPE, else the quote.
 absl::StatusOr<CopyFormat> CopyFormatOf(const CopyInfo& copy);
 
 // Owned by one session (one thread); not thread-safe. Holds the ring it was built with for

@@ -196,6 +196,7 @@ struct CopyInfo {
   std::optional<std::string> delimiter;
   std::optional<std::string> null_string;
   std::optional<std::string> quote;
+  std::optional<std::string> escape;
   bool has_where = false;  // COPY FROM ... WHERE
 };
 

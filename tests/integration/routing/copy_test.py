@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import routing  # noqa: E402
-from routing import INT64_MAX, INT64_MIN, check, log  # noqa: E402
+from routing import INT64_MAX, INT64_MIN, check, log, simple  # noqa: E402
 
 N = 100_000
 CENT = decimal.Decimal("0.01")
@@ -217,6 +217,21 @@ def test(env):
         got, want = routing.sorted_rows(got), routing.sorted_rows(want)
         check(got == want, f"binary COPY TO STDOUT through pgring: {len(got)} rows, want the "
                            f"{len(want)} rows of the shards; {routing.describe_diff(got, want)}")
+
+        # CSV with ESCAPE '\': an escaped quote followed by a line break stays inside the
+        # quoted field; read with the quote as escape, the row would be cut in two there.
+        log("-- COPY FROM STDIN (FORMAT csv, ESCAPE '\\')")
+        simple(p, "TRUNCATE orders")
+        esc_keys = list(range(900001, 900041))
+        data = "".join(f'{k},1,"say \\"hi\\"\nthere"\n' for k in esc_keys).encode()
+        with p.cursor() as cur:
+            n = write_pieces(cur, "COPY orders (tenant_id, order_id, note) FROM STDIN "
+                                  "(FORMAT csv, ESCAPE '\\')", data, 7)
+        check(n == len(esc_keys), f"COPY with ESCAPE reported {n} rows, want {len(esc_keys)}")
+        for k in esc_keys:
+            got = c.fetch_direct(c.owner(k), "SELECT note FROM orders WHERE tenant_id = %s", (k,))
+            check(got == [('say "hi"\nthere',)], f"tenant {k} with ESCAPE on {c.owner(k)}: {got}")
+        c.check_placement("orders", "COPY with ESCAPE")
     c.drop_tables(("orders",))
 
 

@@ -600,7 +600,11 @@ TEST_CASE("COPY FROM STDIN with options", "[analyzer]") {
   CHECK(s.copy->format == "csv");
   CHECK(s.copy->header);
   CHECK(s.copy->delimiter == std::optional<std::string>(";"));
+  CHECK_FALSE(s.copy->escape.has_value());
   CHECK(TableNames(s) == Strings{"orders"});
+  Statement e = One("COPY orders FROM STDIN WITH (FORMAT csv, ESCAPE '\\')");
+  REQUIRE(e.copy.has_value());
+  CHECK(e.copy->escape == std::optional<std::string>("\\"));
 }
 
 TEST_CASE("COPY with the old option syntax", "[analyzer]") {

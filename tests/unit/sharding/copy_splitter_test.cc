@@ -208,6 +208,16 @@ TEST_CASE("CopyFormatOf fills in PostgreSQL's defaults", "[copy_split]") {
   CHECK(csv->quote == '\'');
   CHECK(csv->escape == '\'');
   CHECK(csv->null_string == "NULL");
+
+  c.escape = "\\";
+  csv = CopyFormatOf(c);
+  REQUIRE(csv.ok());
+  CHECK(csv->escape == '\\');
+  c.escape = "ab";
+  CHECK_FALSE(CopyFormatOf(c).ok());
+  CopyInfo text_escape = CopyFrom("text");
+  text_escape.escape = "\\";
+  CHECK_FALSE(CopyFormatOf(text_escape).ok());  // ESCAPE is for CSV only, as in PostgreSQL
 }
 
 TEST_CASE("CopyFormatOf rejects what cannot be split, naming the fix", "[copy_split]") {
