@@ -39,24 +39,23 @@ void Gather::OnRowDescription(size_t position, const protocol::Frame& frame,
   const bool first = ++shards_[position].row_description > row_description_;
   if (first) row_description_ = shards_[position].row_description;
   if (failed_) return;
-  if (first && merge_factory_) {
-    auto fields = protocol::ParseRowDescription(frame.body);
-    if (!fields) return Fail(protocol::SqlError(absl::StatusCode::kInternal, "08P01",
-                                                "a shard sent a malformed RowDescription"));
+  if (!merge_factory_) {
+    if (first) out.Append(frame.raw);
+    return;
+  }
+  auto fields = protocol::ParseRowDescription(frame.body);
+  if (!fields) return Fail(protocol::SqlError(absl::StatusCode::kInternal, "08P01",
+                                              "a shard sent a malformed RowDescription"));
+  if (first) {
     auto spec = merge_factory_(*fields);
     if (!spec.ok()) return Fail(spec.status());
     merger_ = std::make_unique<sharding::Merger>(std::move(*spec), static_cast<int>(shards_.size()));
   }
-  if (merger_) {
-    auto fields = protocol::ParseRowDescription(frame.body);
-    if (!fields) return Fail(protocol::SqlError(absl::StatusCode::kInternal, "08P01",
-                                                "a shard sent a malformed RowDescription"));
-    auto st = merger_->SetRowDescription(static_cast<int>(position), *fields);
-    if (!st.ok()) return Fail(st);
-    if (first) merger_->WriteRowDescription(out);
-  } else if (first) {
-    out.Append(frame.raw);
+  if (!merger_) return;
+  if (auto st = merger_->SetRowDescription(static_cast<int>(position), *fields); !st.ok()) {
+    return Fail(st);
   }
+  if (first) merger_->WriteRowDescription(out);
 }
 
 void Gather::OnCommandComplete(size_t position, const protocol::Frame& frame,

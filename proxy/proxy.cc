@@ -217,7 +217,7 @@ absl::Status Proxy::Reload() {
   return absl::OkStatus();
 }
 
-void Proxy::ShedIdleElsewhere(size_t shard, int except) {
+void Proxy::HandOverIdle(size_t shard, int except) {
   Worker* to = nullptr;
   for (auto& w : workers_)
     if (w->index() == except) to = w.get();

@@ -85,7 +85,7 @@ class Proxy {
   // Asks every worker but `except` to hand one idle connection to `shard` over to worker
   // `except`, which has a client waiting while the shard's limit is reached (the socket
   // moves between threads; a TLS connection is closed instead, freeing its room).
-  void ShedIdleElsewhere(size_t shard, int except);
+  void HandOverIdle(size_t shard, int except);
   // Tells every worker that room under `shard`'s limit was given back.
   void NotifyCapacityFreed(size_t shard);
 

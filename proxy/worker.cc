@@ -88,7 +88,7 @@ void Worker::BuildPools() {
       pools_[i]->Reconfigure(std::move(opts));
     } else {
       ServerPool::Hooks hooks;
-      hooks.exhausted = [this, i] { proxy_.ShedIdleElsewhere(i, index_); };
+      hooks.exhausted = [this, i] { proxy_.HandOverIdle(i, index_); };
       hooks.capacity_freed = [this, i] { proxy_.NotifyCapacityFreed(i); };
       pools_.push_back(std::make_unique<ServerPool>(io_.get_executor(), std::move(opts),
                                                     proxy_.budget(i), std::move(hooks)));

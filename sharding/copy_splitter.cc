@@ -185,29 +185,26 @@ absl::StatusOr<CopyFormat> CopyFormatOf(const CopyInfo& copy) {
   if (f.null_string.find_first_of("\r\n") != std::string::npos) {
     return InvalidOption("COPY null representation cannot use newline or carriage return");
   }
-  if (copy.quote) {
+  // QUOTE and ESCAPE: CSV only, one byte each.
+  auto csv_char = [&](const std::optional<std::string>& value, std::string_view option,
+                      std::string_view keyword, std::string_view example,
+                      char& out) -> absl::Status {
+    if (!value) return absl::OkStatus();
     if (!f.csv) {
-      return Unsupported("COPY quote available only in CSV mode",
-                         "remove QUOTE, or use FORMAT csv");
+      return Unsupported(fmt::format("COPY {} available only in CSV mode", option),
+                         fmt::format("remove {}, or use FORMAT csv", keyword));
     }
-    if (copy.quote->size() != 1 || (*copy.quote)[0] == '\0') {
-      return Unsupported("COPY quote must be a single one-byte character",
-                         "use a one-byte quote such as QUOTE '\"'");
+    if (value->size() != 1 || (*value)[0] == '\0') {
+      return Unsupported(fmt::format("COPY {} must be a single one-byte character", option),
+                         fmt::format("use a one-byte {} such as {} {}", option, keyword,
+                                     example));
     }
-    f.quote = (*copy.quote)[0];
-  }
+    out = (*value)[0];
+    return absl::OkStatus();
+  };
+  if (auto st = csv_char(copy.quote, "quote", "QUOTE", "'\"'", f.quote); !st.ok()) return st;
   f.escape = f.quote;
-  if (copy.escape) {
-    if (!f.csv) {
-      return Unsupported("COPY escape available only in CSV mode",
-                         "remove ESCAPE, or use FORMAT csv");
-    }
-    if (copy.escape->size() != 1 || (*copy.escape)[0] == '\0') {
-      return Unsupported("COPY escape must be a single one-byte character",
-                         "use a one-byte escape such as ESCAPE '\\'");
-    }
-    f.escape = (*copy.escape)[0];
-  }
+  if (auto st = csv_char(copy.escape, "escape", "ESCAPE", "'\\'", f.escape); !st.ok()) return st;
   if (f.csv && f.delimiter == f.quote) {
     return InvalidOption("COPY delimiter and quote must be different");
   }

@@ -10,17 +10,12 @@
 #include <vector>
 
 #include "tests/integration/env.h"
+#include "tests/integration/pq.h"
 
 namespace {
 
-struct ConnCloser {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-struct ResultClearer {
-  void operator()(PGresult* res) const { PQclear(res); }
-};
-using Conn = std::unique_ptr<PGconn, ConnCloser>;
-using Result = std::unique_ptr<PGresult, ResultClearer>;
+using Conn = pgring::test::PgConn;
+using Result = pgring::test::PgResult;
 
 Conn Connect(const std::string& dsn) { return Conn(PQconnectdb(dsn.c_str())); }
 

@@ -20,20 +20,15 @@
 #include "sharding/hash.h"
 #include "sharding/ring.h"
 #include "tests/integration/env.h"
+#include "tests/integration/pq.h"
 
 namespace pgring::sharding {
 namespace {
 
 constexpr int kMinKeysPerType = 100000;
 
-struct ConnCloser {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-struct ResultClearer {
-  void operator()(PGresult* res) const { PQclear(res); }
-};
-using Conn = std::unique_ptr<PGconn, ConnCloser>;
-using Result = std::unique_ptr<PGresult, ResultClearer>;
+using Conn = pgring::test::PgConn;
+using Result = pgring::test::PgResult;
 
 Conn ConnectToFirstShard() {
   const std::vector<std::string> dsns = pgring::test::ShardDsns();

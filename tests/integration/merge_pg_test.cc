@@ -31,6 +31,7 @@
 #include "sharding/router.h"
 #include "sharding/shard_sql.h"
 #include "tests/integration/env.h"
+#include "tests/integration/pq.h"
 
 namespace pgring::sharding {
 namespace {
@@ -38,14 +39,8 @@ namespace {
 using Value = std::optional<std::string>;
 using Row = std::vector<Value>;
 
-struct ConnCloser {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-struct ResultClearer {
-  void operator()(PGresult* res) const { PQclear(res); }
-};
-using Conn = std::unique_ptr<PGconn, ConnCloser>;
-using Result = std::unique_ptr<PGresult, ResultClearer>;
+using Conn = pgring::test::PgConn;
+using Result = pgring::test::PgResult;
 
 constexpr std::string_view kUnion = "(SELECT * FROM part_a UNION ALL SELECT * FROM part_b) u";
 
