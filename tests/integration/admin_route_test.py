@@ -51,16 +51,8 @@ class Admin:
         res = self.raw(sql)
         if res.status != pq.ExecStatus.TUPLES_OK:
             fail(f"admin {sql!r} failed: {res.error_message.decode(errors='replace').strip()}")
-        cols = [res.fname(i).decode() for i in range(res.nfields)]
-        types = [res.ftype(i) for i in range(res.nfields)]
-        rows = []
-        for r in range(res.ntuples):
-            row = {}
-            for i, col in enumerate(cols):
-                v = res.get_value(r, i)
-                row[col] = None if v is None else v.decode()
-            rows.append(row)
-        return cols, types, rows
+        cols, rows = pgtest.result_rows(res)
+        return cols, [res.ftype(i) for i in range(res.nfields)], rows
 
     def error(self, sql):
         """Runs sql, which must fail; returns {sqlstate, message, hint, position}."""

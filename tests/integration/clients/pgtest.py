@@ -358,6 +358,14 @@ def raw_login(dsn, timeout=10.0, **params):
     return c
 
 
+def result_rows(res):
+    """Column names and rows (dicts of text, None for NULL) of a libpq result."""
+    cols = [res.fname(i).decode() for i in range(res.nfields)]
+    rows = [{col: (None if (v := res.get_value(r, i)) is None else v.decode())
+             for i, col in enumerate(cols)} for r in range(res.ntuples)]
+    return cols, rows
+
+
 def admin_query(env, sql):
     """Runs sql on pgring's admin database with the simple query protocol; returns
     (column names, rows as dicts)."""
@@ -367,12 +375,4 @@ def admin_query(env, sql):
         res = conn.pgconn.exec_(sql.encode())
         if res.status not in (psycopg.pq.ExecStatus.TUPLES_OK, psycopg.pq.ExecStatus.COMMAND_OK):
             fail(f"admin {sql!r} failed: {res.error_message.decode(errors='replace').strip()}")
-        cols = [res.fname(i).decode() for i in range(res.nfields)]
-        rows = []
-        for r in range(res.ntuples):
-            row = {}
-            for i, col in enumerate(cols):
-                v = res.get_value(r, i)
-                row[col] = None if v is None else v.decode()
-            rows.append(row)
-        return cols, rows
+        return result_rows(res)
