@@ -116,7 +116,9 @@ awaitable<void> ClientSession::Serve(const ClientIdentity& id) {
       if (!co_await WaitForClient()) co_return;
     }
     if (client_gone_) co_return;
-    auto [ec, n] = co_await stream_.ReadSome(in_, 16384);
+    // Usually the bytes are there already (WaitForClient saw them): read without a wait.
+    auto [ec, n] = stream_.ReadNow(in_, 16384);
+    if (!ec && n == 0) std::tie(ec, n) = co_await stream_.ReadSome(in_, 16384);
     if (ec || n == 0) co_return;
     worker_.counters().Add(worker_.counters().bytes_received, n);
     request_time_ = Clock::now();
@@ -139,7 +141,7 @@ awaitable<void> ClientSession::Serve(const ClientIdentity& id) {
       in_.Consume(r.frame.size);
       if (flow == Flow::kClose) co_return;
     }
-    co_await FlushServers();
+    if (!FlushServersNow()) co_await FlushServers();
     if (client_gone_) co_return;
   }
 }
@@ -437,15 +439,20 @@ awaitable<absl::Status> ClientSession::Use(std::span<const size_t> shards, bool*
 }
 
 awaitable<absl::Status> ClientSession::Attach(size_t shard) {
-  co_await worker_.WaitWhilePaused();
-  spdlog::debug("client {}: acquiring a server connection to shard {}", cancel_key_.pid, shard);
-  auto acquired = co_await worker_.pool(shard).Acquire();
-  if (!acquired.ok()) co_return acquired.status();
+  if (worker_.proxy().paused()) co_await worker_.WaitWhilePaused();
+  auto taken = worker_.pool(shard).TakeIdle();
+  if (!taken) {
+    spdlog::debug("client {}: waiting for a server connection to shard {}", cancel_key_.pid,
+                  shard);
+    auto acquired = co_await worker_.pool(shard).Acquire();
+    if (!acquired.ok()) co_return acquired.status();
+    taken = std::move(*acquired);
+  }
   if (links_.size() <= shard) links_.resize(worker_.pool_count());
   if (!links_[shard]) links_[shard] = std::make_unique<ServerLink>();
   auto& link = *links_[shard];
   link.shard = shard;
-  link.conn = std::move(*acquired);
+  link.conn = std::move(taken);
   link.attach_time = Clock::now();
   link.unsynced = false;
   link.kicked = false;
@@ -519,10 +526,42 @@ awaitable<void> ClientSession::CloseGather(bool client_sync) {
   if (client_sync) co_await AnswerReady();
 }
 
+bool ClientSession::FlushServersNow() {
+  bool done = true;
+  for (auto& l : links_) {
+    if (l && l->conn && !l->out.empty() && !FlushServerNow(*l)) done = false;
+  }
+  return done;
+}
+
 awaitable<void> ClientSession::FlushServers() {
   for (auto& l : links_) {
     if (l && l->conn && !l->out.empty()) co_await FlushServer(*l);
   }
+}
+
+bool ClientSession::FlushServerNow(ServerLink& link) {
+  if (!link.conn || link.out.empty()) return true;
+  auto rest = link.out.Readable();
+  auto ec = link.conn->stream().WriteNow(rest);
+  if (!ec && !rest.empty()) {
+    link.out.Consume(link.out.size() - rest.size());
+    return false;
+  }
+  AfterServerWrite(link, ec);
+  return true;
+}
+
+void ClientSession::AfterServerWrite(ServerLink& link, boost::system::error_code ec) {
+  link.out.Clear();
+  if (link.out.capacity() > (1u << 20)) link.out.Release();
+  if (!link.conn) return;  // the pump dropped a failed connection meanwhile
+  if (ec) {
+    link.conn->broken = true;
+    Kick(link);
+    return;
+  }
+  if (link.pending.empty()) Kick(link);
 }
 
 // ---- Client messages ----------------------------------------------------------------------
@@ -720,15 +759,7 @@ awaitable<void> ClientSession::FlushServer(ServerLink& link) {
   link.writing = true;
   auto ec = co_await link.conn->stream().WriteAll(link.out.Readable());
   link.writing = false;
-  link.out.Clear();
-  if (link.out.capacity() > (1u << 20)) link.out.Release();
-  if (!link.conn) co_return;  // the pump dropped a failed connection meanwhile
-  if (ec) {
-    link.conn->broken = true;
-    Kick(link);
-    co_return;
-  }
-  if (link.pending.empty()) Kick(link);
+  AfterServerWrite(link, ec);
 }
 
 void ClientSession::Kick(ServerLink& link) {
@@ -1029,7 +1060,9 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
         gather.emplace_back(base + s.offset, s.length);
         total += s.length;
       }
-      if (co_await stream_.WriteAll(gather)) {
+      auto wec = stream_.WriteNow(gather);
+      if (!wec && !gather.empty()) wec = co_await stream_.WriteAll(gather);
+      if (wec) {
         client_gone_ = true;
         closing_ = true;
       }

@@ -227,6 +227,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> CloseGather(bool client_sync);
   awaitable<void> FlushServers();
   awaitable<void> FlushServer(ServerLink& link);
+  // The same without waiting (the usual case, with no coroutine frame): true when nothing
+  // is left to write (or the write failed); what is left goes through FlushServer(s).
+  bool FlushServerNow(ServerLink& link);
+  bool FlushServersNow();
+  void AfterServerWrite(ServerLink& link, boost::system::error_code ec);
   awaitable<void> Pump(std::shared_ptr<ClientSession> self, ServerLink* link);
   awaitable<void> Finish();
 

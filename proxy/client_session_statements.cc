@@ -4,6 +4,7 @@
 // answers itself (SET pgring.shard_key, BEGIN/COMMIT/ROLLBACK with no connection held).
 // The session's life, its server links and pumps are in client_session.cc.
 #include "proxy/client_session.h"
+#include "absl/container/inlined_vector.h"
 #include "protocol/messages.h"
 #include "protocol/sql_error.h"
 #include "proxy/reply.h"
@@ -120,8 +121,9 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
   // statements differing only in their values share one analysis; the shape is routed with
   // the values. Plans that edit the statement's text need its own analysis.
   std::shared_ptr<const sharding::Analysis> analysis;
-  std::vector<sharding::RoutePlan> plans;
-  std::vector<std::pair<size_t, size_t>> ranges;
+  // One statement is the common case: no allocation for it.
+  absl::InlinedVector<sharding::RoutePlan, 1> plans;
+  absl::InlinedVector<std::pair<size_t, size_t>, 1> ranges;
   if (sharding::ShapeOf(sql, shape_)) {
     auto shaped = worker_.analyzer().Get(shape_.text);
     if (shaped.ok() && (*shaped)->statements.size() == 1) {
@@ -142,7 +144,7 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
       co_return;
     }
     analysis = std::move(*analyzed);
-    ranges = analysis->ranges;
+    ranges.assign(analysis->ranges.begin(), analysis->ranges.end());
   }
   const auto& a = *analysis;
   const size_t n = a.statements.size();

@@ -41,7 +41,28 @@ void ServerPool::Close(std::unique_ptr<ServerConnection> conn) {
   if (hooks_.capacity_freed) hooks_.capacity_freed();
 }
 
+std::unique_ptr<ServerConnection> ServerPool::PopIdle(Clock::time_point now) {
+  while (!idle_.empty()) {
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    if (Expired(*conn, now) || (now - conn->last_used > kCheckAfterIdle && !LooksAlive(*conn))) {
+      Close(std::move(conn));
+      continue;
+    }
+    return conn;
+  }
+  return nullptr;
+}
+
+std::unique_ptr<ServerConnection> ServerPool::TakeIdle() {
+  if (!waiters_.empty()) return nullptr;  // they come first
+  auto conn = PopIdle(Clock::now());
+  if (conn) ++stats_.acquires;
+  return conn;
+}
+
 awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire() {
+  if (auto conn = TakeIdle()) co_return conn;
   ++stats_.acquires;
   const auto start = Clock::now();
   const auto deadline = start + options_.wait_timeout;
@@ -61,14 +82,7 @@ awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire
       co_return std::move(slot);
     }
     auto now = Clock::now();
-    while (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
-      idle_.pop_back();
-      if (Expired(*conn, now) ||
-          (now - conn->last_used > kCheckAfterIdle && !LooksAlive(*conn))) {
-        Close(std::move(conn));
-        continue;
-      }
+    if (auto conn = PopIdle(now)) {
       leave();
       co_return conn;
     }

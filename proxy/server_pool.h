@@ -56,6 +56,9 @@ class ServerPool {
 
   // Returns a ready connection (transaction status 'I').
   awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> Acquire();
+  // Acquire() without waiting: an idle connection, or null when none is ready (or clients
+  // already wait for one). The fast path of every transaction, so it is not a coroutine.
+  std::unique_ptr<ServerConnection> TakeIdle();
   // Gives a connection back. Broken, expired or not-idle connections are closed.
   void Release(std::unique_ptr<ServerConnection> conn);
   // Closes idle connections past idle_timeout or lifetime (called periodically).
@@ -86,6 +89,8 @@ class ServerPool {
   void Reconfigure(Options options);
 
  private:
+  // The most recently used idle connection that is still usable (others are closed).
+  std::unique_ptr<ServerConnection> PopIdle(Clock::time_point now);
   struct Waiter {
     asio::steady_timer* wake;
     std::unique_ptr<ServerConnection>* slot;

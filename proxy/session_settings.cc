@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include "absl/hash/hash.h"
 #include "proxy/str.h"
@@ -9,11 +10,15 @@
 namespace pgring::proxy {
 namespace {
 
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
 // Skips white space and SQL comments ("--" to end of line, nested "/* */").
 std::string_view SkipSpace(std::string_view s) {
   for (;;) {
     size_t i = 0;
-    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    while (i < s.size() && IsSpace(s[i])) ++i;
     s.remove_prefix(i);
     if (s.starts_with("--")) {
       auto nl = s.find('\n');
@@ -97,17 +102,42 @@ bool ContainsWordCI(std::string_view haystack, std::string_view needle) {
   return FindCI(haystack, needle) != std::string_view::npos;
 }
 
+inline bool AsciiAlpha(char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+
 // The statement's first keyword, lower-cased into `buf` without allocating ("" if it is
 // longer than the buffer: no keyword pgring looks for is).
 std::string_view FirstWord(std::string_view sql, char (&buf)[16]) {
   std::string_view s = SkipSpace(sql);
   size_t n = 0;
-  while (n < s.size() && std::isalpha(static_cast<unsigned char>(s[n]))) {
+  while (n < s.size() && AsciiAlpha(s[n])) {
     if (n == sizeof(buf)) return {};
     buf[n] = AsciiLower(s[n]);
     ++n;
   }
   return {buf, n};
+}
+
+// Session advisory locks: pg_advisory_lock[_shared], pg_try_advisory_lock[_shared] (the
+// _xact_ variants end with the transaction and need no pinning). Runs on every statement
+// text: it visits only the underscores (memchr) and compares around them.
+bool CallsSessionAdvisoryLock(std::string_view s) {
+  constexpr std::string_view kBefore = "advisory";
+  constexpr std::string_view kAfter = "lock";
+  const char* const begin = s.data();
+  const char* const end = begin + s.size();
+  for (const char* p = begin; p < end;) {
+    p = static_cast<const char*>(std::memchr(p, '_', static_cast<size_t>(end - p)));
+    if (p == nullptr) return false;
+    const size_t at = static_cast<size_t>(p - begin);  // "advisory_lock": '_' at 8
+    ++p;
+    if (at < kBefore.size() || s.size() - at - 1 < kAfter.size()) continue;
+    if (FindCI(s.substr(at - kBefore.size(), kBefore.size()), kBefore) != 0) continue;
+    if (FindCI(s.substr(at + 1, kAfter.size()), kAfter) != 0) continue;
+    const size_t start = at - kBefore.size();
+    const bool xact = start >= 5 && FindCI(s.substr(start - 5, 5), "xact_") == 0;
+    if (!xact) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -153,13 +183,7 @@ std::optional<SettingChange> ClassifySetting(std::string_view sql) {
 
 std::optional<std::string_view> SessionPinReason(std::string_view sql) {
   std::string_view s = SkipSpace(sql);
-  // Session advisory locks: pg_advisory_lock[_shared], pg_try_advisory_lock[_shared]
-  // (the _xact_ variants end with the transaction and need no pinning).
-  for (size_t at = FindCI(s, "advisory_lock"); at != std::string_view::npos;
-       at = FindCI(s, "advisory_lock", at + 1)) {
-    bool xact = at >= 5 && FindCI(s.substr(at - 5, 5), "xact_") == 0;
-    if (!xact) return "session advisory lock";
-  }
+  if (CallsSessionAdvisoryLock(s)) return "session advisory lock";
   char buf[16];
   auto verb0 = FirstWord(s, buf);
   if (verb0 != "listen" && verb0 != "prepare" && verb0 != "declare" && verb0 != "create") {

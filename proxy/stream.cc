@@ -1,5 +1,10 @@
 #include "proxy/stream.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+
 namespace pgring::proxy {
 
 awaitable<std::tuple<boost::system::error_code, size_t>> Stream::ReadSome(protocol::Buffer& buf,
@@ -30,6 +35,74 @@ awaitable<boost::system::error_code> Stream::WaitReadable() {
   if (tls_) co_return boost::system::error_code{};
   auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
   co_return ec;
+}
+
+namespace {
+
+// errno of a failed non-blocking call: would-block is not a failure.
+bool WouldBlock(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
+
+boost::system::error_code Errno(int e) { return {e, boost::system::system_category()}; }
+
+}  // namespace
+
+boost::system::error_code Stream::WriteNow(std::span<const std::byte>& bytes) {
+  if (tls_) return {};
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(socket_.native_handle(), bytes.data(), bytes.size(),
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) {
+      bytes = bytes.subspan(static_cast<size_t>(n));
+    } else if (errno != EINTR) {
+      return WouldBlock(errno) ? boost::system::error_code{} : Errno(errno);
+    }
+  }
+  return {};
+}
+
+boost::system::error_code Stream::WriteNow(std::vector<asio::const_buffer>& bufs) {
+  if (tls_) return {};
+  constexpr size_t kMaxIov = 64;
+  size_t first = 0;  // bufs[first...] are not written yet
+  boost::system::error_code ec;
+  while (first < bufs.size()) {
+    iovec iov[kMaxIov];
+    size_t count = 0;
+    for (size_t i = first; i < bufs.size() && count < kMaxIov; ++i, ++count) {
+      iov[count].iov_base = const_cast<void*>(bufs[i].data());
+      iov[count].iov_len = bufs[i].size();
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (!WouldBlock(errno)) ec = Errno(errno);
+      break;
+    }
+    auto left = static_cast<size_t>(n);
+    while (first < bufs.size() && left >= bufs[first].size()) left -= bufs[first++].size();
+    if (left > 0) bufs[first] += left;
+  }
+  bufs.erase(bufs.begin(), bufs.begin() + static_cast<std::ptrdiff_t>(first));
+  return ec;
+}
+
+std::tuple<boost::system::error_code, size_t> Stream::ReadNow(protocol::Buffer& buf,
+                                                              size_t min_room) {
+  if (tls_) return {boost::system::error_code{}, 0};
+  auto room = buf.Prepare(min_room);
+  for (;;) {
+    const ssize_t n = ::recv(socket_.native_handle(), room.data(), room.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      buf.Commit(static_cast<size_t>(n));
+      return {boost::system::error_code{}, static_cast<size_t>(n)};
+    }
+    if (n == 0) return {asio::error::eof, 0};
+    if (errno == EINTR) continue;
+    return {WouldBlock(errno) ? boost::system::error_code{} : Errno(errno), 0};
+  }
 }
 
 awaitable<boost::system::error_code> Stream::StartTls(asio::ssl::context& ctx,

@@ -26,6 +26,16 @@ class Stream {
   // Waits until the peer sent something (or closed) without holding a read buffer.
   awaitable<boost::system::error_code> WaitReadable();
 
+  // The same without waiting, for the hot path (no coroutine frame, no completion to
+  // dispatch). Plain TCP only: on a TLS stream they do nothing. WriteNow writes what the
+  // socket takes now and drops it from the front of `bytes`/`bufs` (whatever is left goes
+  // through WriteAll); ReadNow reads what has arrived, 0 bytes when nothing has. Both
+  // return an error code only when the connection failed (or, for ReadNow, was closed).
+  boost::system::error_code WriteNow(std::span<const std::byte>& bytes);
+  boost::system::error_code WriteNow(std::vector<asio::const_buffer>& bufs);
+  std::tuple<boost::system::error_code, size_t> ReadNow(protocol::Buffer& buf,
+                                                        size_t min_room = 8192);
+
   // Performs the TLS handshake on the existing connection.
   awaitable<boost::system::error_code> StartTls(asio::ssl::context& ctx,
                                                 asio::ssl::stream_base::handshake_type type);

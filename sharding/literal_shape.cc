@@ -1,7 +1,7 @@
 #include "sharding/literal_shape.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
 
 #include "sharding/sql_scan.h"
 
@@ -94,8 +94,9 @@ bool ShapeOf(std::string_view sql, LiteralShape& out) {
     if (replace) {
       out.text.append(sql.substr(copied, begin - copied));
       out.values.push_back(value);
-      int n = std::snprintf(name, sizeof(name), "$%zu", out.values.size());
-      out.text.append(name, static_cast<size_t>(n));
+      name[0] = '$';
+      auto end = std::to_chars(name + 1, name + sizeof(name), out.values.size()).ptr;
+      out.text.append(name, static_cast<size_t>(end - name));
       copied = t.end;
     }
     prev = t;

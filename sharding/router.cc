@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstddef>
 #include <limits>
 #include <numeric>
@@ -671,7 +672,11 @@ class ValueReader {
       out.Unresolved(fmt::format("${} (array and element types do not match)", v.param));
       return absl::OkStatus();
     }
-    const std::string label = fmt::format("${}", v.param);
+    char label_buf[16] = {'$'};  // "$n", for messages
+    const std::string_view label(
+        label_buf, static_cast<size_t>(
+                       std::to_chars(label_buf + 1, label_buf + sizeof(label_buf), v.param).ptr -
+                       label_buf));
     const int16_t format = in_.params->FormatOf(index);
     const size_t shown_before = out.shown.size();
     absl::Status st;
@@ -1058,7 +1063,7 @@ class Planner {
     const TableClass cls = map_.Classify(t.schema, t.name);
     const std::string name = TableName(t.schema, t.name);
     if (cls == TableClass::kUnknown) {
-      absl::StatusOr<ShardId> d = UnknownTableShard(name);
+      absl::StatusOr<ShardId> d = UnknownTableShard(t);
       if (!d.ok()) return d.status();
       RoutePlan p = Base(RouteKind::kDefault);
       p.shards = {*d};
@@ -1120,7 +1125,11 @@ class Planner {
     return p;
   }
 
-  absl::StatusOr<ShardId> UnknownTableShard(const std::string& name) const {
+  absl::StatusOr<ShardId> UnknownTableShard(const TableRef& t) const {
+    if (!map_.default_shard().empty()) {
+      if (std::optional<ShardId> id = ring_.FindShard(map_.default_shard())) return *id;
+    }
+    const std::string name = TableName(t.schema, t.name);
     if (map_.default_shard().empty()) {
       return SqlError(absl::StatusCode::kNotFound, "42P01",
                       fmt::format("table {} is not in the pgring configuration; add it under "
@@ -1131,15 +1140,11 @@ class Planner {
                                   "to the shard that holds tables pgring does not shard",
                                   name));
     }
-    std::optional<ShardId> id = ring_.FindShard(map_.default_shard());
-    if (!id) {
-      return SqlError(absl::StatusCode::kFailedPrecondition, "55000",
-                      fmt::format("table {} is not in the pgring configuration and the "
-                                  "default shard '{}' is not on the current ring",
-                                  name, map_.default_shard()),
-                      "set default_shard to a shard of the ring, or add the table under tables:");
-    }
-    return *id;
+    return SqlError(absl::StatusCode::kFailedPrecondition, "55000",
+                    fmt::format("table {} is not in the pgring configuration and the "
+                                "default shard '{}' is not on the current ring",
+                                name, map_.default_shard()),
+                    "set default_shard to a shard of the ring, or add the table under tables:");
   }
 
   // ---- data statements ---------------------------------------------------------------------
@@ -1157,10 +1162,11 @@ class Planner {
         absl::Status st = reader_->Add(v, info.key_type, keys);
         if (!st.ok()) return st;
       }
-      const std::string column = fmt::format("{}.{}", use.Name(), info.key_column);
+      // Explain only: the formatting stays off the routing path.
+      const auto column = [&] { return fmt::format("{}.{}", use.Name(), info.key_column); };
       if (!keys.resolved) {
         if (in_.explain) {
-          use.note = fmt::format("{}: pgring cannot read {} as a {} key -> every shard", column,
+          use.note = fmt::format("{}: pgring cannot read {} as a {} key -> every shard", column(),
                                  keys.why, conf::ToString(info.key_type));
         }
         return absl::OkStatus();
@@ -1174,12 +1180,12 @@ class Planner {
         std::string values;
         for (const std::string& v : shown) values += (values.empty() ? "" : ", ") + v;
         if (keys.hashes.empty()) {
-          use.note = fmt::format("{} = {}: no row can match", column, values);
+          use.note = fmt::format("{} = {}: no row can match", column(), values);
         } else if (shown.size() == 1) {
-          use.note = fmt::format("{} = {} -> hash {} -> {}", column, values, keys.hashes[0],
+          use.note = fmt::format("{} = {} -> hash {} -> {}", column(), values, keys.hashes[0],
                                  ring_.shard_name(use.shards[0]));
         } else {
-          use.note = fmt::format("{} IN ({}) -> {}", column, values, ShardNames(use.shards));
+          use.note = fmt::format("{} IN ({}) -> {}", column(), values, ShardNames(use.shards));
         }
       }
       return absl::OkStatus();
@@ -1468,7 +1474,7 @@ class Planner {
     const TableUse* unknown = nullptr;
     for (const TableUse& u : uses) {
       if (u.cls != TableClass::kUnknown) continue;
-      absl::StatusOr<ShardId> d = UnknownTableShard(u.Name());
+      absl::StatusOr<ShardId> d = UnknownTableShard(*u.ref);
       if (!d.ok()) return d.status();
       default_shard = *d;
       if (unknown == nullptr) unknown = &u;
@@ -1579,7 +1585,6 @@ class Planner {
     }
 
     // The shards the keys ask for, and whether the keys decide alone.
-    const std::vector<ShardId> all = AllShards();
     std::vector<ShardId> wanted;
     bool all_constrained = true;
     for (const TableUse* u : sharded) {
@@ -1588,7 +1593,7 @@ class Planner {
         wanted.insert(wanted.end(), u->shards.begin(), u->shards.end());
       } else {
         all_constrained = false;
-        wanted = all;
+        wanted = AllShards();
       }
     }
     if (default_shard) wanted.push_back(*default_shard);

@@ -1,26 +1,49 @@
 #include "sharding/sql_scan.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 
 namespace pgring::sharding {
 namespace {
 
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
+// Character classes of scan.l, one table lookup per character (the scanner runs on the
+// text of every statement the literal shape looks at).
+enum : uint8_t {
+  kSpace = 1,
+  kIdentStart = 2,  // ident_start [A-Za-z\200-\377_]
+  kIdentCont = 4,   // ident_cont adds [0-9$]
+  kTagCont = 8,     // dollar-quote tags are identifiers without '$'
+  kDigit = 16,
+  kOpChar = 32,
+};
 
-// scan.l: ident_start [A-Za-z\200-\377_], ident_cont adds [0-9\$].
-bool IsIdentStart(char c) {
-  auto u = static_cast<unsigned char>(c);
-  return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '_' || u >= 0x80;
+constexpr std::array<uint8_t, 256> MakeClasses() {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    uint8_t f = 0;
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') f |= kSpace;
+    const bool start = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+    const bool digit = c >= '0' && c <= '9';
+    if (start) f |= kIdentStart | kIdentCont | kTagCont;
+    if (digit) f |= kDigit | kIdentCont | kTagCont;
+    if (c == '$') f |= kIdentCont;
+    if (std::string_view("+-*/<>=~!@#%^&|`?").find(static_cast<char>(c)) != std::string_view::npos) {
+      f |= kOpChar;
+    }
+    t[static_cast<size_t>(c)] = f;
+  }
+  return t;
 }
-bool IsIdentCont(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9') || c == '$'; }
-// Dollar-quote tags are identifiers without '$'.
-bool IsTagCont(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsOpChar(char c) {
-  return std::string_view("+-*/<>=~!@#%^&|`?").find(c) != std::string_view::npos;
-}
+constexpr std::array<uint8_t, 256> kClasses = MakeClasses();
+
+bool Is(char c, uint8_t cls) { return (kClasses[static_cast<unsigned char>(c)] & cls) != 0; }
+bool IsSpace(char c) { return Is(c, kSpace); }
+bool IsIdentStart(char c) { return Is(c, kIdentStart); }
+bool IsIdentCont(char c) { return Is(c, kIdentCont); }
+bool IsTagCont(char c) { return Is(c, kTagCont); }
+bool IsDigit(char c) { return Is(c, kDigit); }
+bool IsOpChar(char c) { return Is(c, kOpChar); }
 
 }  // namespace
 

@@ -39,6 +39,11 @@ TEST_CASE("session state pins the client, transaction-scoped state does not") {
   CHECK(SessionPinReason("select pg_try_advisory_lock_shared(1)"));
   CHECK_FALSE(SessionPinReason("select pg_advisory_xact_lock(1)"));
   CHECK_FALSE(SessionPinReason("select pg_try_advisory_xact_lock_shared(1)"));
+  CHECK(SessionPinReason("select a_b, pg_advisory_lock(1) from t_x"));
+  CHECK(SessionPinReason("select pg_advisory_xact_lock(1), pg_advisory_lock(2)"));
+  CHECK_FALSE(SessionPinReason("select advisory_ from _lock where advisory_loc = 1"));
+  CHECK_FALSE(SessionPinReason("_lock"));
+  CHECK_FALSE(SessionPinReason("advisory_"));
   CHECK(SessionPinReason("PREPARE q AS SELECT 1"));
   CHECK_FALSE(SessionPinReason("PREPARE TRANSACTION 'gid'"));
   CHECK(SessionPinReason("declare c cursor with hold for select 1"));
