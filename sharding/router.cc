@@ -8,8 +8,10 @@
 #include <cstddef>
 #include <limits>
 #include <numeric>
+#include <span>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "protocol/sql_error.h"
 #include "sharding/hash.h"
 
@@ -1265,7 +1267,7 @@ class Planner {
   }
 
   // The table a write changes, when the statement says so unambiguously.
-  const TableUse* WriteTarget(const Statement& s, const std::vector<TableUse>& uses) const {
+  const TableUse* WriteTarget(const Statement& s, std::span<const TableUse> uses) const {
     if (!s.writes || uses.empty()) return nullptr;
     if (s.kind == StatementKind::kInsert && s.insert) {
       for (const TableUse& u : uses) {
@@ -1288,7 +1290,7 @@ class Planner {
   // Checks that every sharded table is joined to the others on its shard key (same key
   // type), so that each shard can run the statement on its own rows. Fills `a`/`b` with two
   // tables that are not (the same table twice for a self-join).
-  bool CoLocated(const Statement& s, const std::vector<const TableUse*>& sharded,
+  bool CoLocated(const Statement& s, std::span<const TableUse* const> sharded,
                  const TableUse** a, const TableUse** b) const {
     std::vector<size_t> parent(sharded.size());
     std::iota(parent.begin(), parent.end(), 0);
@@ -1431,7 +1433,8 @@ class Planner {
 
   absl::StatusOr<RoutePlan> Data(const Statement& s) {
     // Classify every table.
-    std::vector<TableUse> uses;
+    // Statements name few tables: no allocation for the usual ones.
+    absl::InlinedVector<TableUse, 4> uses;
     uses.reserve(s.tables.size());
     for (const TableRef& t : s.tables) {
       if (t.name.empty()) continue;
@@ -1530,7 +1533,7 @@ class Planner {
     }
 
     // Shard keys.
-    std::vector<const TableUse*> sharded;
+    absl::InlinedVector<const TableUse*, 4> sharded;
     std::vector<std::pair<ShardId, size_t>> rows;  // INSERT VALUES: (owner, row index)
     const TableUse* insert_target = nullptr;
     // INSERT ... VALUES whose subqueries also read the target table: the read side, which
@@ -1636,8 +1639,8 @@ class Planner {
         wanted.push_back(FallbackShard());
         if (in_.explain) notes.push_back("no row can match -> one shard answers");
       }
-      p.shards = wanted;
       p.kind = wanted.size() == 1 ? RouteKind::kSingle : RouteKind::kMulti;
+      p.shards = std::move(wanted);
       if (hint_ && in_.explain) {
         notes.push_back(
             fmt::format("hint shard_key={} ignored: the statement's keys decide", hint_->value));
@@ -1699,7 +1702,7 @@ class Planner {
       }
       return NotCoLocated(*bad_a, *bad_b);
     } else {
-      p.shards = wanted;  // every shard
+      p.shards = std::move(wanted);  // every shard
       p.kind = RouteKind::kAll;
     }
     if (sharded.empty() && p.kind == RouteKind::kSingle && !p.used_hint) {
