@@ -6,28 +6,45 @@
 
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string_view>
-#include <vector>
+#include <utility>
 
 namespace pgring::protocol {
 
 class Buffer {
  public:
   Buffer() = default;
-  explicit Buffer(size_t reserve) { storage_.reserve(reserve); }
+  explicit Buffer(size_t reserve) { Grow(reserve); }
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept {
+    storage_ = std::move(other.storage_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    read_ = std::exchange(other.read_, 0);
+    write_ = std::exchange(other.write_, 0);
+    return *this;
+  }
+  Buffer(const Buffer& other) { *this = other; }
+  Buffer& operator=(const Buffer& other) {
+    if (this != &other) {
+      Clear();
+      Append(other.Readable());
+    }
+    return *this;
+  }
 
   // Unread bytes.
   std::span<const std::byte> Readable() const {
-    return {storage_.data() + read_, write_ - read_};
+    return {storage_.get() + read_, write_ - read_};
   }
   size_t size() const { return write_ - read_; }
   bool empty() const { return write_ == read_; }
 
   // Returns at least `n` writable bytes at the back; call Commit with how many were used.
   std::span<std::byte> Prepare(size_t n) {
-    if (storage_.size() - write_ < n) Grow(n);
-    return {storage_.data() + write_, storage_.size() - write_};
+    if (capacity_ - write_ < n) Grow(n);
+    return {storage_.get() + write_, capacity_ - write_};
   }
   void Commit(size_t n) { write_ += n; }
 
@@ -46,29 +63,35 @@ class Buffer {
   // Drops all storage (used for idle clients so they hold no buffer memory).
   void Release() {
     Clear();
-    std::vector<std::byte>().swap(storage_);
+    storage_.reset();
+    capacity_ = 0;
   }
-  size_t capacity() const { return storage_.size(); }
+  size_t capacity() const { return capacity_; }
 
   // Writable view of already-committed bytes at offset `pos` from the read position
   // (used to patch a length field after the body is written).
-  std::byte* MutableAt(size_t pos) { return storage_.data() + read_ + pos; }
+  std::byte* MutableAt(size_t pos) { return storage_.get() + read_ + pos; }
 
  private:
   void Grow(size_t n) {
     if (read_ > 0) {  // compact first
-      std::memmove(storage_.data(), storage_.data() + read_, write_ - read_);
+      std::memmove(storage_.get(), storage_.get() + read_, write_ - read_);
       write_ -= read_;
       read_ = 0;
-      if (storage_.size() - write_ >= n) return;
+      if (capacity_ - write_ >= n) return;
     }
     size_t want = write_ + n;
-    size_t cap = storage_.size() < 256 ? 256 : storage_.size();
+    size_t cap = capacity_ < 256 ? 256 : capacity_;
     while (cap < want) cap *= 2;
-    storage_.resize(cap);
+    // Not zero-filled: a socket read writes it (a 16 KiB read would otherwise clear 16 KiB).
+    std::unique_ptr<std::byte[]> grown(new std::byte[cap]);
+    if (write_ > 0) std::memcpy(grown.get(), storage_.get(), write_);
+    storage_ = std::move(grown);
+    capacity_ = cap;
   }
 
-  std::vector<std::byte> storage_;
+  std::unique_ptr<std::byte[]> storage_;
+  size_t capacity_ = 0;
   size_t read_ = 0;
   size_t write_ = 0;
 };

@@ -79,7 +79,7 @@ AdminResult ShowPools(const conf::Config& config, const std::vector<WorkerSnapsh
 AdminResult ShowClients(const std::vector<WorkerSnapshot>& snaps) {
   AdminResult r{{"type", "user", "database", "state", "addr", "port", "connect_time",
                  "request_time", "wait", "wait_us", "close_needed", "ptr", "link", "remote_pid",
-                 "tls", "application_name", "prepared_statements", "pinned", "worker"},
+                 "tls", "application_name", "prepared_statements", "pinned", "worker", "parked"},
                 {},
                 "SHOW"};
   for (const auto& s : snaps) {
@@ -91,7 +91,8 @@ AdminResult ShowClients(const std::vector<WorkerSnapshot>& snaps) {
                                        : std::nullopt,
                            std::to_string(c.pid), c.tls ? "TLS" : "",
                            c.application_name, std::to_string(c.prepared_statements),
-                           c.pinned ? "yes" : "no", std::to_string(s.index)});
+                           c.pinned ? "yes" : "no", std::to_string(s.index),
+                           c.parked ? "yes" : "no"});
     }
   }
   return r;

@@ -26,6 +26,12 @@ class AsyncLock {
       waiters_.pop_front();
     }
   }
+  // Lock() without waiting (and without a coroutine frame): false when it is held.
+  bool TryLock() {
+    if (locked_) return false;
+    locked_ = true;
+    return true;
+  }
   bool locked() const { return locked_; }
 
  private:

@@ -42,6 +42,7 @@ ClientSession::ClientSession(Worker& worker, tcp::socket socket)
 ClientSession::~ClientSession() {
   if (registered_) worker_.proxy().cancels().Unregister(cancel_key_);
   if (in_registry_) worker_.RemoveSession(registry_it_);
+  worker_.proxy().ReleaseClient();
 }
 
 awaitable<void> ClientSession::Run() {
@@ -52,8 +53,55 @@ awaitable<void> ClientSession::Run() {
   if (!ready) co_return;
   registry_it_ = worker_.AddSession(this);
   in_registry_ = true;
-  co_await Serve(identity_);
-  co_await Finish();
+  const bool started = co_await Start(identity_);
+  if (!started) co_return;
+  // The startup parameters live on in settings_; an idle client should not keep two copies.
+  for (const auto& [k, v] : identity_.params)
+    if (k == "application_name") application_name_ = v;
+  identity_.params = {};
+  co_await Continue(false);
+}
+
+awaitable<void> ClientSession::Continue(bool readable) {
+  co_await Serve(readable);
+  if (!parked_) co_await Finish();
+}
+
+bool ClientSession::CanPark() const {
+  // Inside a transaction block (a BEGIN pgring answered) the client will be back soon.
+  return !holds_server() && client_tx_status_ == 'I' && !close_requested_ && !client_gone_ &&
+         !stream_.tls() && config_->pool.client_idle_timeout.count() == 0;
+}
+
+void ClientSession::ParkIfIdle(Clock::time_point now) {
+  // A client that went idle while its reader waited (it held a server connection when the
+  // wait began) is parked once it has been idle for a while: busy clients keep their
+  // coroutine, long-idle ones give its memory back.
+  if (!waiting_ || !CanPark() || now - request_time_ < kParkAfterIdle) return;
+  park_requested_ = true;
+  boost::system::error_code ignored;
+  stream_.socket().cancel(ignored);
+}
+
+void ClientSession::Park() {
+  parked_ = true;
+  in_.Release();
+  stream_.socket().async_wait(tcp::socket::wait_read,
+                              [self = shared_from_this()](boost::system::error_code ec) {
+                                self->Unpark(ec);
+                              });
+}
+
+void ClientSession::Unpark(boost::system::error_code ec) {
+  parked_ = false;
+  asio::co_spawn(worker_.io(), Continue(!ec), [self = shared_from_this()](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("client session ended with an exception: {}", ex.what());
+    }
+  });
 }
 
 awaitable<bool> ClientSession::Handshake() {
@@ -78,8 +126,7 @@ awaitable<bool> ClientSession::Handshake() {
   co_return true;
 }
 
-awaitable<void> ClientSession::Serve(const ClientIdentity& id) {
-  const auto& config = *config_;
+awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
   // Startup parameters become session settings, replayed on every server connection.
   for (const auto& [k, v] : id.params) {
     if (k == "options" || k == "replication") continue;
@@ -92,7 +139,7 @@ awaitable<void> ClientSession::Serve(const ClientIdentity& id) {
     if (!conn.ok()) {
       co_await SendFatal(stream_, protocol::SqlStateOf(conn.status()), protocol::MessageOf(conn.status()),
                          protocol::HintOf(conn.status()));
-      co_return;
+      co_return false;
     }
     worker_.LearnServerParameters((*conn)->startup_parameters());
     worker_.pool(worker_.default_shard()).Release(std::move(*conn));
@@ -107,14 +154,23 @@ awaitable<void> ClientSession::Serve(const ClientIdentity& id) {
   });
   registered_ = true;
 
-  const bool welcomed = co_await SendWelcome(id);
-  if (!welcomed) co_return;
-  (void)config;
+  co_return co_await SendWelcome(id);
+}
 
+awaitable<void> ClientSession::Serve(bool readable) {
   for (;;) {
-    if (in_.empty()) {
+    if (in_.empty() && !readable) {
+      if (CanPark()) {
+        Park();
+        co_return;
+      }
       if (!co_await WaitForClient()) co_return;
+      if (park_requested_) {
+        park_requested_ = false;
+        continue;
+      }
     }
+    readable = false;
     if (client_gone_) co_return;
     // Usually the bytes are there already (WaitForClient saw them): read without a wait.
     auto [ec, n] = stream_.ReadNow(in_, 16384);
@@ -165,7 +221,7 @@ awaitable<bool> ClientSession::WaitForClient() {
   auto timeout = conf::Duration{0};
   std::string_view what;
   if (!holds_server()) {
-    in_.Release();  // an idle client holds no read buffer
+    if (client_tx_status_ == 'I') in_.Release();  // an idle client holds no read buffer
     timeout = pool.client_idle_timeout;
     what = "client_idle_timeout";
   } else if (BusyLink() == nullptr && client_tx_status_ != 'I') {
@@ -173,8 +229,10 @@ awaitable<bool> ClientSession::WaitForClient() {
     what = "idle_in_transaction_timeout";
   }
   if (timeout.count() == 0) {
-    // No deadline: a plain wait (RequestClose cancels it).
+    // No deadline: a plain wait (RequestClose and ParkIfIdle cancel it).
+    waiting_ = true;
     auto ec = co_await stream_.WaitReadable();
+    waiting_ = false;
     if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
     co_return !ec || ec == asio::error::operation_aborted;
   }
@@ -263,11 +321,13 @@ awaitable<bool> ClientSession::WriteClient(std::span<const std::byte> bytes) {
 }
 
 void ClientSession::NoteStatementText(ServerLink& link, std::string_view sql) {
-  if (auto change = ClassifySetting(sql)) cycle_setting_ = std::move(*change);
+  if (auto change = ClassifySetting(sql)) {
+    cycle_setting_ = std::make_unique<SettingChange>(std::move(*change));
+  }
   if (!pinned_) {
     if (auto reason = SessionPinReason(sql)) {
       pinned_ = true;
-      pin_reason_ = std::string(*reason);
+      pin_reason_ = *reason;
       spdlog::debug("client {}:{} keeps its server connections: {}", tcp_addr_, tcp_port_,
                     pin_reason_);
     }
@@ -448,6 +508,24 @@ awaitable<absl::Status> ClientSession::Attach(size_t shard) {
     if (!acquired.ok()) co_return acquired.status();
     taken = std::move(*acquired);
   }
+  AttachConnection(shard, std::move(taken));
+  co_return absl::OkStatus();
+}
+
+bool ClientSession::UseNow(size_t shard) {
+  if (gather_open_) return false;
+  for (const auto& l : links_) {
+    if (l && l->conn && l->shard != shard && l->busy()) return false;
+  }
+  if (Held(shard)) return true;
+  if (worker_.proxy().paused()) return false;
+  auto taken = worker_.pool(shard).TakeIdle();
+  if (!taken) return false;
+  AttachConnection(shard, std::move(taken));
+  return true;
+}
+
+void ClientSession::AttachConnection(size_t shard, std::unique_ptr<ServerConnection> taken) {
   if (links_.size() <= shard) links_.resize(worker_.pool_count());
   if (!links_[shard]) links_[shard] = std::make_unique<ServerLink>();
   auto& link = *links_[shard];
@@ -486,7 +564,6 @@ awaitable<absl::Status> ClientSession::Attach(size_t shard) {
       }
     }
   });
-  co_return absl::OkStatus();
 }
 
 void ClientSession::StartGather(std::span<const size_t> shards, Gather::SpecFactory merge,
@@ -598,7 +675,8 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
   if (gather_open_ && !portal_message) co_await CloseGather(false);
   // The deferred Parse goes to the Bind's target, else to any shard.
   if (deferred_parse_ && type != fe::kBind && type != fe::kParse && type != fe::kTerminate) {
-    if (auto* l = co_await UseExtended(AnyShard())) {
+    const size_t shard = AnyShard();
+    if (auto* l = UseNow(shard) ? link(shard) : co_await UseExtended(shard)) {
       co_await SendDeferredParse(*l);
     } else {
       deferred_parse_.reset();
@@ -629,7 +707,8 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
       if (!p) co_return co_await Malformed("Parse");
       if (deferred_parse_) {
         // Two Parses in a row: the first goes to any shard now.
-        auto* l = co_await UseExtended(AnyShard());
+        const size_t shard = AnyShard();
+        auto* l = UseNow(shard) ? link(shard) : co_await UseExtended(shard);
         if (l == nullptr) {
           deferred_parse_.reset();
           co_return Flow::kContinue;
@@ -952,33 +1031,34 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
 
   // Runs after every step of progress (never before the first read: the reader queues
   // its first request right after Attach starts this pump). Returns true when the pump
-  // is done because the connection went back to the pool.
-  auto settle = [&]() -> awaitable<bool> {
+  // is done because the connection went back to the pool. The usual steps need no wait
+  // (settle_now); ending a gone client's transaction does (settle_closing).
+  auto settle_now = [&]() {
     if (link.pending.empty() || gathered) NotifyQuiet();
-    if (Detachable(link)) {
+    if (!Detachable(link)) return false;
+    Detach(link);
+    return true;
+  };
+  auto closing = [&] { return closing_ && link.pending.empty() && !link.writing; };
+  auto settle_closing = [&]() -> awaitable<bool> {
+    // The client is gone: end its transaction, then drop its session state.
+    if (link.conn->tx_status != 'I') {
+      protocol::WriteQuery(link.out, "ROLLBACK");
+    } else {
+      protocol::WriteQuery(link.out, "DISCARD ALL");
+      link.conn->ClearPrepared();
+      link.conn->settings_fingerprint = 0;
+      pinned_ = false;
+    }
+    Push(link, Pending::Kind::kInjectedQuery);
+    link.writing = true;
+    auto wec = co_await conn->stream().WriteAll(link.out.Readable());
+    link.writing = false;
+    link.out.Clear();
+    if (wec) {
+      conn->broken = true;
       Detach(link);
       co_return true;
-    }
-    if (closing_ && link.pending.empty() && !link.writing) {
-      // The client is gone: end its transaction, then drop its session state.
-      if (link.conn->tx_status != 'I') {
-        protocol::WriteQuery(link.out, "ROLLBACK");
-      } else {
-        protocol::WriteQuery(link.out, "DISCARD ALL");
-        link.conn->ClearPrepared();
-        link.conn->settings_fingerprint = 0;
-        pinned_ = false;
-      }
-      Push(link, Pending::Kind::kInjectedQuery);
-      link.writing = true;
-      auto wec = co_await conn->stream().WriteAll(link.out.Readable());
-      link.writing = false;
-      link.out.Clear();
-      if (wec) {
-        conn->broken = true;
-        Detach(link);
-        co_return true;
-      }
     }
     co_return false;
   };
@@ -988,7 +1068,11 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
     if (ec == asio::error::operation_aborted && link.kicked) {
       link.kicked = false;
       if (!conn->broken) {
-        if (co_await settle()) co_return;
+        if (settle_now()) co_return;
+        if (closing()) {
+          const bool done = co_await settle_closing();
+          if (done) co_return;
+        }
         continue;
       }
     }
@@ -1019,7 +1103,7 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
       co_return;
     }
 
-    co_await client_write_.Lock();
+    if (!client_write_.TryLock()) co_await client_write_.Lock();
     auto data = conn->in().Readable();
     size_t pos = 0;
     gathered = false;
@@ -1071,7 +1155,11 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
     conn->in().Consume(pos);
     client_write_.Unlock();
     if (conn->in().empty() && conn->in().capacity() > (1u << 20)) conn->in().Release();
-    if (co_await settle()) co_return;
+    if (settle_now()) co_return;
+    if (closing()) {
+      const bool done = co_await settle_closing();
+      if (done) co_return;
+    }
   }
 }
 
@@ -1152,13 +1240,13 @@ ClientInfo ClientSession::Info() const {
   info.state = holds_server() ? "active" : "idle";
   info.addr = tcp_addr_;
   info.port = tcp_port_;
-  for (const auto& [k, v] : identity_.params)
-    if (k == "application_name") info.application_name = v;
+  info.application_name = application_name_;
   info.connect_time = connect_time_;
   info.request_time = request_time_;
   info.pid = cancel_key_.pid;
   info.tls = stream_.tls();
   info.pinned = pinned_;
+  info.parked = parked_;
   info.prepared_statements = statements_.size();
   for (const auto& l : links_) {
     if (l && l->conn) {

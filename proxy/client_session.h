@@ -41,7 +41,6 @@
 #include "proxy/topology.h"
 #include "sharding/router.h"
 #include "sharding/copy_splitter.h"
-#include "sharding/literal_shape.h"
 #include "sharding/shard_sql.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
@@ -69,6 +68,7 @@ struct ClientInfo {
   int32_t pid = 0;
   bool tls = false;
   bool pinned = false;
+  bool parked = false;  // idle with no coroutine waiting (ClientSession::Park)
   size_t prepared_statements = 0;
   int64_t server_id = 0;
 };
@@ -89,6 +89,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Asks the session to end: at once when it holds no server connection, otherwise as
   // soon as its transaction ends (graceful shutdown).
   void RequestClose();
+  // Parks the session (see Park) if its reader has waited for the client, holding no
+  // server connection, for kParkAfterIdle. Called by the worker's maintenance loop.
+  void ParkIfIdle(Clock::time_point now);
   bool holds_server() const { return held_ > 0; }
   // Server connections the session holds, with their shard index.
   std::vector<std::pair<size_t, const ServerConnection*>> servers() const;
@@ -160,7 +163,20 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   enum class Flow { kContinue, kClose };
 
   awaitable<bool> Handshake();
-  awaitable<void> Serve(const ClientIdentity& id);
+  // Settings from the startup packet, cancel key, ParameterStatus and ReadyForQuery.
+  awaitable<bool> Start(const ClientIdentity& id);
+  // Reads and runs client messages until the client goes, or parks; `readable`: bytes
+  // (or EOF) are waiting, read without waiting first.
+  awaitable<void> Serve(bool readable);
+  awaitable<void> Continue(bool readable);  // Serve, then Finish unless parked
+  // An idle client (no server connection, no deadline) is *parked*: no coroutine is
+  // suspended for it, only a socket wait whose handler (Unpark) starts Serve again when
+  // the client sends something. Its coroutine frames would cost more memory than the rest
+  // of the session.
+  bool CanPark() const;
+  void Park();
+  void Unpark(boost::system::error_code ec);
+  static constexpr auto kParkAfterIdle = std::chrono::seconds(1);
   awaitable<bool> SendWelcome(const ClientIdentity& id);
   awaitable<bool> WaitForClient();
   awaitable<bool> SayGoodbye();  // FATAL 57P01 on shutdown; returns false
@@ -220,6 +236,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // request of this extended-protocol cycle failed (the caller skips to Sync).
   awaitable<absl::Status> Use(std::span<const size_t> shards, bool* skip);
   awaitable<absl::Status> Attach(size_t shard);
+  // Use() of one shard when it needs no wait (the usual case; no coroutine frame): the
+  // shard is held, or an idle connection is taken, and no other link is busy. False: call
+  // Use().
+  bool UseNow(size_t shard);
+  // Takes `conn` as the shard's link and starts its pump.
+  void AttachConnection(size_t shard, std::unique_ptr<ServerConnection> conn);
   awaitable<void> WaitQuiet(const std::function<bool()>& quiet);
   void NotifyQuiet();
   void StartGather(std::span<const size_t> shards, Gather::SpecFactory merge,
@@ -261,55 +283,59 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void CancelOn(const ServerConnection& conn);
   awaitable<bool> WriteClient(std::span<const std::byte> bytes);
 
+  // Members are grouped by size: an idle client costs about this object, so it is kept
+  // small (pure per-statement scratch lives elsewhere).
   Worker& worker_;
   std::shared_ptr<const conf::Config> config_;  // snapshot: a reload does not change it
   std::shared_ptr<const Topology> topology_;    // refreshed when the client holds nothing
   Stream stream_;
   protocol::Buffer in_;
   std::vector<std::unique_ptr<ServerLink>> links_;  // by shard index
-  int held_ = 0;                                    // links with a connection
   AsyncLock client_write_;
   ClientIdentity identity_;
   CancelRegistry::Key cancel_key_;
-  bool registered_ = false;
   std::list<ClientSession*>::iterator registry_it_;
-  bool in_registry_ = false;
 
   SessionSettings settings_;
-  std::optional<SettingChange> cycle_setting_;            // sent, applied at ReadyForQuery
-  std::vector<SettingChange> txn_settings_;               // applied when the transaction commits
+  std::unique_ptr<SettingChange> cycle_setting_;  // sent, applied at ReadyForQuery
+  std::vector<SettingChange> txn_settings_;       // applied when the transaction commits
   StringMap<ClientStatement> statements_;
-  ClientStatement unnamed_;                               // the unnamed statement
-  uint64_t unnamed_id_ = 0;                               // its id on server connections
-  std::optional<ClientStatement> deferred_parse_;         // a Parse not sent yet
+  ClientStatement unnamed_;                        // the unnamed statement
+  uint64_t unnamed_id_ = 0;                        // its id on server connections
+  std::optional<ClientStatement> deferred_parse_;  // a Parse not sent yet
   std::string deferred_parse_name_;
   std::optional<PortalTarget> unnamed_portal_;
   StringMap<PortalTarget> portals_;
-  sharding::LiteralShape shape_;          // scratch for OnQuery
-  protocol::BindParams shape_params_;     // the shape's values as text parameters
   std::unique_ptr<Gather> gather_;
   std::vector<size_t> gather_shards_;
-  bool gather_open_ = false;       // extended protocol: requests still join the gather
-  bool gather_implicit_ = false;   // the gather's shards commit when it closes
-  bool copy_implicit_ = false;     // the COPY's shards commit when it ends
   std::optional<CopyIn> copy_in_;
-  std::string deferred_begin_;     // the client's BEGIN, replayed on connections taken later
+  std::string deferred_begin_;  // the client's BEGIN, replayed on connections taken later
   std::optional<std::string> session_shard_key_;  // SET pgring.shard_key
   std::optional<std::string> txn_shard_key_;      // SET LOCAL pgring.shard_key
   std::unique_ptr<asio::steady_timer> quiet_;     // the reader waits on it for the servers
-  bool skip_until_sync_ = false;  // an error pgring raised in extended mode: skip to Sync
-  bool cycle_failed_ = false;     // an error reached the client in this extended cycle
-  bool pinned_ = false;
-  std::string pin_reason_;
-  bool closing_ = false;       // the client is gone or must go: release and stop
-  bool client_gone_ = false;   // writes to the client failed
-  bool close_requested_ = false;
-  char client_tx_status_ = 'I';
+  std::unique_ptr<asio::steady_timer> wake_;      // wakes WaitForClient on RequestClose
+  std::string_view pin_reason_;                   // a literal
+  std::string application_name_;  // from the startup packet, for SHOW CLIENTS
   std::string tcp_addr_;
-  int tcp_port_ = 0;
   Clock::time_point connect_time_ = Clock::now();
   Clock::time_point request_time_ = Clock::now();
-  std::unique_ptr<asio::steady_timer> wake_;  // wakes WaitForClient on RequestClose
+  int tcp_port_ = 0;
+  int held_ = 0;  // links with a connection
+  char client_tx_status_ = 'I';
+  bool registered_ = false;
+  bool in_registry_ = false;
+  bool gather_open_ = false;       // extended protocol: requests still join the gather
+  bool gather_implicit_ = false;   // the gather's shards commit when it closes
+  bool copy_implicit_ = false;     // the COPY's shards commit when it ends
+  bool skip_until_sync_ = false;   // an error pgring raised in extended mode: skip to Sync
+  bool cycle_failed_ = false;      // an error reached the client in this extended cycle
+  bool pinned_ = false;
+  bool closing_ = false;           // the client is gone or must go: release and stop
+  bool client_gone_ = false;       // writes to the client failed
+  bool close_requested_ = false;
+  bool parked_ = false;            // waiting for the client with no coroutine (Park)
+  bool waiting_ = false;           // the reader waits for the client with no deadline
+  bool park_requested_ = false;    // ParkIfIdle ended that wait
 };
 
 }  // namespace pgring::proxy

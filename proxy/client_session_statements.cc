@@ -5,6 +5,7 @@
 // The session's life, its server links and pumps are in client_session.cc.
 #include "proxy/client_session.h"
 #include "absl/container/inlined_vector.h"
+#include "sharding/literal_shape.h"
 #include "protocol/messages.h"
 #include "protocol/sql_error.h"
 #include "proxy/reply.h"
@@ -124,12 +125,16 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
   // One statement is the common case: no allocation for it.
   absl::InlinedVector<sharding::RoutePlan, 1> plans;
   absl::InlinedVector<std::pair<size_t, size_t>, 1> ranges;
-  if (sharding::ShapeOf(sql, shape_)) {
-    auto shaped = worker_.analyzer().Get(shape_.text);
+  // Scratch of this worker thread, used without a suspension in between: sessions do not
+  // each carry it (an idle client should cost little).
+  static thread_local sharding::LiteralShape shape;
+  static thread_local protocol::BindParams shape_params;
+  if (sharding::ShapeOf(sql, shape)) {
+    auto shaped = worker_.analyzer().Get(shape.text);
     if (shaped.ok() && (*shaped)->statements.size() == 1) {
-      shape_params_.values.clear();
-      for (auto v : shape_.values) shape_params_.values.emplace_back(std::as_bytes(std::span(v)));
-      auto plan = Route((*shaped)->statements[0], &shape_params_, {});
+      shape_params.values.clear();
+      for (auto v : shape.values) shape_params.values.emplace_back(std::as_bytes(std::span(v)));
+      auto plan = Route((*shaped)->statements[0], &shape_params, {});
       if (plan.ok() && !plan->needs_merge && plan->insert_rows.size() <= 1) {
         analysis = std::move(*shaped);
         plans.push_back(std::move(*plan));
@@ -214,7 +219,8 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
   }
   if (whole && one) {
     bool skip = false;
-    auto st = co_await Use(std::span(&*one, 1), &skip);
+    absl::Status st;
+    if (!UseNow(*one)) st = co_await Use(std::span(&*one, 1), &skip);
     if (!st.ok()) {
       co_await AnswerError(st, false);
       co_return;
@@ -593,7 +599,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
 
   auto single = SingleTarget(*plan);
   if (single) {
-    auto* target_link = co_await UseExtended(*single);
+    auto* target_link = UseNow(*single) ? link(*single) : co_await UseExtended(*single);
     if (target_link == nullptr) {
       deferred_parse_.reset();
       co_return Flow::kContinue;
@@ -728,7 +734,8 @@ awaitable<ClientSession::Flow> ClientSession::OnStatementMessage(const protocol:
     co_return Flow::kContinue;
   }
   const ClientStatement stmt = *cs;
-  auto* target_link = co_await UseExtended(AnyShard());
+  const size_t shard = AnyShard();
+  auto* target_link = UseNow(shard) ? link(shard) : co_await UseExtended(shard);
   if (target_link == nullptr) co_return Flow::kContinue;
   auto& l = *target_link;
   l.unsynced = true;
@@ -803,7 +810,8 @@ awaitable<ClientSession::Flow> ClientSession::OnPortalMessage(const protocol::Fr
     target = PortalTarget{};
     target->shard = AnyShard();
   }
-  auto* target_link = co_await UseExtended(target->shard);
+  auto* target_link =
+      UseNow(target->shard) ? link(target->shard) : co_await UseExtended(target->shard);
   if (target_link == nullptr) co_return Flow::kContinue;
   auto& l = *target_link;
   l.unsynced = true;

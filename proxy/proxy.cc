@@ -89,6 +89,9 @@ Proxy::Proxy(std::shared_ptr<const conf::Config> config) : config_(std::move(con
 
 Proxy::~Proxy() {
   for (auto& w : workers_) w->Join();
+  // Sessions still owned by a worker's handlers release themselves into this Proxy
+  // (admission count, cancel keys): destroy them while every member is alive.
+  workers_.clear();
 }
 
 std::shared_ptr<const conf::Config> Proxy::config() const {

@@ -27,6 +27,7 @@ std::optional<SettingChange> ClassifySetting(std::string_view sql);
 
 // Returns a reason when `sql` creates state that lives on the server session beyond
 // the transaction, so the client must keep its server connection; nullopt otherwise.
+// The reason is a string literal.
 std::optional<std::string_view> SessionPinReason(std::string_view sql);
 
 // True for DISCARD ALL / DEALLOCATE ALL, which drop the server's prepared statements.

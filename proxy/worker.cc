@@ -185,8 +185,9 @@ awaitable<void> Worker::AcceptLoop(tcp::acceptor& acceptor, bool admin) {
       continue;
     }
     auto session = std::make_shared<ClientSession>(*this, std::move(socket));
-    asio::co_spawn(io_, session->Run(), [session, this](std::exception_ptr e) {
-      proxy_.ReleaseClient();
+    // The session gives its admission back when it is destroyed (it may outlive Run:
+    // a parked session's socket wait holds it).
+    asio::co_spawn(io_, session->Run(), [session](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);
@@ -203,6 +204,8 @@ awaitable<void> Worker::Maintenance() {
     timer.expires_after(std::chrono::seconds(1));
     co_await timer.async_wait(use_nothrow);
     if (!work_) co_return;
+    const auto now = Clock::now();
+    for (auto* s : sessions_) s->ParkIfIdle(now);
     for (auto& p : pools_) {
       p->Prune();
       if (p->idle() < p->options().min_idle) co_await p->Prewarm();

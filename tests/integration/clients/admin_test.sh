@@ -47,6 +47,20 @@ wait_for "SHOW CLIENTS to list the client with application_name $marker" 10 clie
 clients=$(admin_table "SHOW CLIENTS")
 check_eq "SHOW CLIENTS user of the client" "$(column_of user "$clients" application_name "$marker")" "app"
 check_eq "SHOW CLIENTS database of the client" "$(column_of database "$clients" application_name "$marker")" "app"
+
+echo "-- an idle client is parked, and a parked client's next query runs"
+# After its query the client's reader still waits in a coroutine; the maintenance loop
+# parks it once it has been idle for a second (SHOW CLIENTS parked = yes).
+echo "SELECT 'before parking';" >&7
+client_parked() {
+  pid_running "$client_pid" || fail "the client psql exited: $(cat "$WORK_DIR/client.out")"
+  [ "$(column_of parked "$(admin_table "SHOW CLIENTS")" application_name "$marker")" = yes ]
+}
+wait_for "the idle client to be parked (SHOW CLIENTS parked = yes)" 15 client_parked
+echo "SELECT 40 + 2 AS after_parking;" >&7
+answered() { grep -q "^ *42$" "$WORK_DIR/client.out"; }
+wait_for "the parked client's query to be answered" 10 answered
+grep -q "before parking" "$WORK_DIR/client.out" || fail "the query before parking got no answer: $(cat "$WORK_DIR/client.out")"
 exec 7>&-
 client_gone() {
   ! pid_running "$client_pid" &&
