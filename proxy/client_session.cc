@@ -321,6 +321,7 @@ awaitable<bool> ClientSession::WriteClient(std::span<const std::byte> bytes) {
 }
 
 void ClientSession::NoteStatementText(ServerLink& link, std::string_view sql) {
+  if (!MayChangeSession(sql)) return;
   if (auto change = ClassifySetting(sql)) {
     cycle_setting_ = std::make_unique<SettingChange>(std::move(*change));
   }

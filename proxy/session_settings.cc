@@ -209,6 +209,16 @@ std::optional<std::string_view> SessionPinReason(std::string_view sql) {
   return std::nullopt;
 }
 
+bool MayChangeSession(std::string_view sql) {
+  char buf[16];
+  const auto verb = FirstWord(sql, buf);
+  for (std::string_view v : {"set", "reset", "listen", "prepare", "declare", "create", "discard",
+                             "deallocate"}) {
+    if (verb == v) return true;
+  }
+  return CallsSessionAdvisoryLock(sql);
+}
+
 bool DropsPreparedStatements(std::string_view sql) {
   char buf[16];
   auto verb0 = FirstWord(sql, buf);

@@ -30,6 +30,11 @@ std::optional<SettingChange> ClassifySetting(std::string_view sql);
 // The reason is a string literal.
 std::optional<std::string_view> SessionPinReason(std::string_view sql);
 
+// False when none of ClassifySetting, SessionPinReason and DropsPreparedStatements can
+// find anything in `sql`: one keyword check and one scan, for the statements that do not
+// touch session state (nearly all of them).
+bool MayChangeSession(std::string_view sql);
+
 // True for DISCARD ALL / DEALLOCATE ALL, which drop the server's prepared statements.
 bool DropsPreparedStatements(std::string_view sql);
 

@@ -116,6 +116,9 @@ class Worker {
   std::shared_ptr<const Topology> topology_;
   sharding::AnalyzerCache analyzer_{4096};
   uint64_t unnamed_ids_ = 0;
+  // Declared before io_: sessions destroyed with io_'s pending handlers (a parked session's
+  // socket wait) still remove themselves from this list.
+  std::list<ClientSession*> sessions_;
   asio::io_context io_{1};
   std::unique_ptr<tcp::acceptor> client_acceptor_;
   std::unique_ptr<tcp::acceptor> admin_acceptor_;
@@ -124,7 +127,6 @@ class Worker {
   WorkerCounters counters_;
   VerifierMap verifiers_;
   std::vector<std::pair<std::string, std::string>> server_parameters_;
-  std::list<ClientSession*> sessions_;
   std::list<asio::steady_timer*> paused_waiters_;
   size_t default_shard_ = 0;
   std::thread thread_;

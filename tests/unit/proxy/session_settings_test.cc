@@ -33,6 +33,25 @@ TEST_CASE("statements that do not outlive the transaction are not tracked") {
   CHECK_FALSE(ClassifySetting("settings_table_select"));
 }
 
+TEST_CASE("MayChangeSession is false only where the three checks find nothing") {
+  using pgring::proxy::MayChangeSession;
+  for (std::string_view sql :
+       {"SET search_path = a", "reset all", "LISTEN c", "PREPARE q AS SELECT 1",
+        "declare c cursor with hold for select 1", "CREATE TEMP TABLE t (a int)",
+        "DISCARD ALL", "deallocate all", "select pg_advisory_lock(1)",
+        "  /* c */ Set x = 1"}) {
+    CHECK(MayChangeSession(sql));
+  }
+  for (std::string_view sql :
+       {"SELECT abalance FROM pgbench_accounts WHERE aid = 5", "UPDATE t SET a = 1",
+        "INSERT INTO settings VALUES (1)", "select pg_advisory_xact_lock(1)", "", "BEGIN"}) {
+    CHECK_FALSE(MayChangeSession(sql));
+    CHECK_FALSE(ClassifySetting(sql));
+    CHECK_FALSE(SessionPinReason(sql));
+    CHECK_FALSE(DropsPreparedStatements(sql));
+  }
+}
+
 TEST_CASE("session state pins the client, transaction-scoped state does not") {
   CHECK(SessionPinReason("LISTEN chan") == std::optional<std::string_view>("LISTEN"));
   CHECK(SessionPinReason("select PG_ADVISORY_LOCK(1)"));
