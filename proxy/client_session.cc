@@ -31,11 +31,6 @@ uint64_t Micros(Clock::duration d) {
 ClientSession::ClientSession(Worker& worker, tcp::socket socket)
     : worker_(worker), config_(worker.config_ptr()), stream_(std::move(socket)) {
   boost::system::error_code ec;
-  auto ep = stream_.socket().remote_endpoint(ec);
-  if (!ec) {
-    tcp_addr_ = ep.address().to_string();
-    tcp_port_ = ep.port();
-  }
   stream_.socket().set_option(tcp::no_delay(true), ec);
 }
 
@@ -320,6 +315,11 @@ awaitable<bool> ClientSession::WriteClient(std::span<const std::byte> bytes) {
   co_return !ec;
 }
 
+void ClientSession::NotePreparedText(ServerLink& link, const PreparedStatement& stmt) {
+  if (!stmt.may_change_session) stmt.may_change_session = MayChangeSession(stmt.query);
+  if (*stmt.may_change_session) NoteStatementText(link, stmt.query);
+}
+
 void ClientSession::NoteStatementText(ServerLink& link, std::string_view sql) {
   if (!MayChangeSession(sql)) return;
   if (auto change = ClassifySetting(sql)) {
@@ -329,7 +329,7 @@ void ClientSession::NoteStatementText(ServerLink& link, std::string_view sql) {
     if (auto reason = SessionPinReason(sql)) {
       pinned_ = true;
       pin_reason_ = *reason;
-      spdlog::debug("client {}:{} keeps its server connections: {}", tcp_addr_, tcp_port_,
+      spdlog::debug("client {} keeps its server connections: {}", cancel_key_.pid,
                     pin_reason_);
     }
   }
@@ -1239,8 +1239,12 @@ ClientInfo ClientSession::Info() const {
   info.user = identity_.user;
   info.database = identity_.database;
   info.state = holds_server() ? "active" : "idle";
-  info.addr = tcp_addr_;
-  info.port = tcp_port_;
+  // Asked of the socket (not kept: an idle client should cost little memory).
+  boost::system::error_code ec;
+  if (auto ep = stream_.socket().remote_endpoint(ec); !ec) {
+    info.addr = ep.address().to_string();
+    info.port = ep.port();
+  }
   info.application_name = application_name_;
   info.connect_time = connect_time_;
   info.request_time = request_time_;

@@ -270,6 +270,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // by pgring when the server has the statement already).
   awaitable<void> SendDeferredParse(ServerLink& link);
   void NoteStatementText(ServerLink& link, std::string_view sql);
+  // The same for a prepared statement, whose text is checked once.
+  void NotePreparedText(ServerLink& link, const PreparedStatement& stmt);
 
   // Response-side helpers (pump).
   enum class Disposition { kForward, kDrop, kGather };
@@ -308,18 +310,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   StringMap<PortalTarget> portals_;
   std::unique_ptr<Gather> gather_;
   std::vector<size_t> gather_shards_;
-  std::optional<CopyIn> copy_in_;
+  std::unique_ptr<CopyIn> copy_in_;
   std::string deferred_begin_;  // the client's BEGIN, replayed on connections taken later
-  std::optional<std::string> session_shard_key_;  // SET pgring.shard_key
-  std::optional<std::string> txn_shard_key_;      // SET LOCAL pgring.shard_key
+  std::unique_ptr<std::string> session_shard_key_;  // SET pgring.shard_key
+  std::unique_ptr<std::string> txn_shard_key_;      // SET LOCAL pgring.shard_key
   std::unique_ptr<asio::steady_timer> quiet_;     // the reader waits on it for the servers
   std::unique_ptr<asio::steady_timer> wake_;      // wakes WaitForClient on RequestClose
   std::string_view pin_reason_;                   // a literal
   std::string application_name_;  // from the startup packet, for SHOW CLIENTS
-  std::string tcp_addr_;
   Clock::time_point connect_time_ = Clock::now();
   Clock::time_point request_time_ = Clock::now();
-  int tcp_port_ = 0;
   int held_ = 0;  // links with a connection
   char client_tx_status_ = 'I';
   bool registered_ = false;

@@ -53,7 +53,7 @@ awaitable<bool> ClientSession::RunLocal(const sharding::Statement& s, bool exten
       slot.reset();
       if (s.reset_all) txn_shard_key_.reset();
     } else {
-      slot = s.set_value;
+      slot = std::make_unique<std::string>(s.set_value);
     }
     protocol::WriteCommandComplete(out, s.is_reset || s.reset_all ? "RESET" : "SET");
   } else {
@@ -465,7 +465,7 @@ awaitable<bool> ClientSession::StartCopyIn(const sharding::Statement& s,
     co_await EndCopyIn();
     co_return false;
   }
-  copy_in_ = std::move(copy);
+  copy_in_ = std::make_unique<CopyIn>(std::move(copy));
   co_return true;
 }
 
@@ -606,7 +606,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
     }
     auto& l = *target_link;
     co_await SendDeferredParse(l);
-    NoteStatementText(l, stmt.stmt->query);
+    NotePreparedText(l, *stmt.stmt);
     if (s != nullptr && s->kind == sharding::StatementKind::kTransaction &&
         s->txn_op == sharding::TransactionOp::kBegin && deferred_begin_.empty()) {
       deferred_begin_ = stmt.stmt->query;
@@ -692,7 +692,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
   for (size_t i = 0; i < shards.size(); ++i) {
     auto& l = *links_[shards[i]];
     if (implicit) BeginImplicit(l);
-    NoteStatementText(l, server_stmts[i]->query);
+    NotePreparedText(l, *server_stmts[i]);
     l.unsynced = true;
     EnsurePrepared(l, *server_stmts[i]);
     if (subsets[i].empty()) {

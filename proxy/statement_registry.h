@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,8 @@ struct PreparedStatement {
   // The query's analysis, filled by the first session that routes it (worker thread only;
   // null until then).
   mutable std::shared_ptr<const sharding::Analysis> analysis;
+  // MayChangeSession(query), filled the same way (unset until then).
+  mutable std::optional<bool> may_change_session;
 };
 
 class StatementRegistry {

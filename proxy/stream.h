@@ -41,6 +41,7 @@ class Stream {
                                                 asio::ssl::stream_base::handshake_type type);
   bool tls() const { return tls_ != nullptr; }
   tcp::socket& socket() { return socket_; }
+  const tcp::socket& socket() const { return socket_; }
   void Close();
 
   // Moves a plain TCP connection (not TLS, no operation pending) to another io_context:
