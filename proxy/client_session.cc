@@ -44,16 +44,18 @@ awaitable<void> ClientSession::Run() {
   // The handshake runs in its own coroutine so that its frame (timer, results) is freed
   // before the long-lived Serve loop: an idle client should cost little memory.
   // (The result goes through a variable: GCC 12 miscompiles `if (!co_await ...)` here.)
-  const bool ready = co_await Handshake();
-  if (!ready) co_return;
+  std::optional<ClientIdentity> id = co_await Handshake();
+  if (!id) co_return;
   registry_it_ = worker_.AddSession(this);
   in_registry_ = true;
-  const bool started = co_await Start(identity_);
-  if (!started) co_return;
-  // The startup parameters live on in settings_; an idle client should not keep two copies.
-  for (const auto& [k, v] : identity_.params)
+  user_ = id->user;
+  database_ = id->database;
+  for (const auto& [k, v] : id->params)
     if (k == "application_name") application_name_ = v;
-  identity_.params = {};
+  // The startup parameters live on in settings_ (Start); the identity is not kept.
+  const bool started = co_await Start(*id);
+  if (!started) co_return;
+  id.reset();
   co_await Continue(false);
 }
 
@@ -81,6 +83,8 @@ void ClientSession::ParkIfIdle(Clock::time_point now) {
 void ClientSession::Park() {
   parked_ = true;
   in_.Release();
+  // Portals end with their transaction; a parked client has none open.
+  unnamed_portal_.reset();
   stream_.socket().async_wait(tcp::socket::wait_read,
                               [self = shared_from_this()](boost::system::error_code ec) {
                                 self->Unpark(ec);
@@ -99,7 +103,7 @@ void ClientSession::Unpark(boost::system::error_code ec) {
   });
 }
 
-awaitable<bool> ClientSession::Handshake() {
+awaitable<std::optional<ClientIdentity>> ClientSession::Handshake() {
   const auto& config = *config_;
   asio::steady_timer deadline(co_await asio::this_coro::executor, config.pool.startup_timeout);
   auto handshake =
@@ -110,15 +114,14 @@ awaitable<bool> ClientSession::Handshake() {
     co_await SendFatal(stream_, "08006", "startup and authentication did not finish within "
                        "pool.startup_timeout");
     stream_.Close();
-    co_return false;
+    co_return std::nullopt;
   }
   auto result = std::get<0>(std::move(handshake));
   if (!result.ok() || result->outcome != HandshakeOutcome::kReady) {
     stream_.Close();
-    co_return false;
+    co_return std::nullopt;
   }
-  identity_ = std::move(result->identity);
-  co_return true;
+  co_return std::move(result->identity);
 }
 
 awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
@@ -328,9 +331,7 @@ void ClientSession::NoteStatementText(ServerLink& link, std::string_view sql) {
   if (!pinned_) {
     if (auto reason = SessionPinReason(sql)) {
       pinned_ = true;
-      pin_reason_ = *reason;
-      spdlog::debug("client {} keeps its server connections: {}", cancel_key_.pid,
-                    pin_reason_);
+      spdlog::debug("client {} keeps its server connections: {}", cancel_key_.pid, *reason);
     }
   }
   if (DropsPreparedStatements(sql)) {
@@ -538,10 +539,7 @@ void ClientSession::AttachConnection(size_t shard, std::unique_ptr<ServerConnect
   link.cycle_error = false;
   link.saw_rollback = false;
   ++held_;
-  if (config_->pool.mode == conf::PoolMode::kSession && !pinned_) {
-    pinned_ = true;
-    pin_reason_ = "session pooling";
-  }
+  if (config_->pool.mode == conf::PoolMode::kSession) pinned_ = true;
   auto& conn = *link.conn;
   if (conn.settings_fingerprint != settings_.fingerprint()) {
     protocol::WriteQuery(link.out, settings_.ReplaySql());
@@ -1236,8 +1234,8 @@ void ClientSession::WakeReader() {
 
 ClientInfo ClientSession::Info() const {
   ClientInfo info;
-  info.user = identity_.user;
-  info.database = identity_.database;
+  info.user = user_;
+  info.database = database_;
   info.state = holds_server() ? "active" : "idle";
   // Asked of the socket (not kept: an idle client should cost little memory).
   boost::system::error_code ec;

@@ -162,7 +162,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   };
   enum class Flow { kContinue, kClose };
 
-  awaitable<bool> Handshake();
+  awaitable<std::optional<ClientIdentity>> Handshake();
   // Settings from the startup packet, cancel key, ParameterStatus and ReadyForQuery.
   awaitable<bool> Start(const ClientIdentity& id);
   // Reads and runs client messages until the client goes, or parks; `readable`: bytes
@@ -222,6 +222,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> EndCopyIn();
   awaitable<Flow> OnBind(const protocol::Frame& f, const protocol::Bind& b);
   awaitable<Flow> OnStatementMessage(const protocol::Frame& f, char type, std::string_view name);
+  // Records where a Bind sent its portal (`name` empty: the unnamed portal).
+  void SetPortal(std::string_view name, const PortalTarget& target);
   awaitable<Flow> OnPortalMessage(const protocol::Frame& f, char type, std::string_view name,
                                   int32_t max_rows);
 
@@ -294,7 +296,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   protocol::Buffer in_;
   std::vector<std::unique_ptr<ServerLink>> links_;  // by shard index
   AsyncLock client_write_;
-  ClientIdentity identity_;
   CancelRegistry::Key cancel_key_;
   std::list<ClientSession*>::iterator registry_it_;
 
@@ -306,7 +307,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   uint64_t unnamed_id_ = 0;                        // its id on server connections
   std::optional<ClientStatement> deferred_parse_;  // a Parse not sent yet
   std::string deferred_parse_name_;
-  std::optional<PortalTarget> unnamed_portal_;
+  std::unique_ptr<PortalTarget> unnamed_portal_;  // kept across Binds, dropped when parked
   StringMap<PortalTarget> portals_;
   std::unique_ptr<Gather> gather_;
   std::vector<size_t> gather_shards_;
@@ -316,7 +317,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::unique_ptr<std::string> txn_shard_key_;      // SET LOCAL pgring.shard_key
   std::unique_ptr<asio::steady_timer> quiet_;     // the reader waits on it for the servers
   std::unique_ptr<asio::steady_timer> wake_;      // wakes WaitForClient on RequestClose
-  std::string_view pin_reason_;                   // a literal
+  std::string user_;
+  std::string database_;
   std::string application_name_;  // from the startup packet, for SHOW CLIENTS
   Clock::time_point connect_time_ = Clock::now();
   Clock::time_point request_time_ = Clock::now();

@@ -593,7 +593,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
     target.statement = s;
     target.analysis = stmt.stmt->analysis;
     target.text = stmt.stmt->query;
-    if (b.portal.empty()) unnamed_portal_ = target; else portals_[std::string(b.portal)] = target;
+    SetPortal(b.portal, target);
     co_return Flow::kContinue;
   }
 
@@ -622,7 +622,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
     Push(l, Pending::Kind::kBind);
     PortalTarget target;
     target.shard = *single;
-    if (b.portal.empty()) unnamed_portal_ = target; else portals_[std::string(b.portal)] = target;
+    SetPortal(b.portal, target);
     co_return Flow::kContinue;
   }
 
@@ -707,7 +707,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
   }
   PortalTarget target;
   target.gather = true;
-  if (b.portal.empty()) unnamed_portal_ = target; else portals_[std::string(b.portal)] = target;
+  SetPortal(b.portal, target);
   co_return Flow::kContinue;
 }
 
@@ -750,13 +750,23 @@ awaitable<ClientSession::Flow> ClientSession::OnStatementMessage(const protocol:
   co_return Flow::kContinue;
 }
 
+void ClientSession::SetPortal(std::string_view name, const PortalTarget& target) {
+  if (!name.empty()) {
+    portals_[std::string(name)] = target;
+  } else if (unnamed_portal_) {
+    *unnamed_portal_ = target;
+  } else {
+    unnamed_portal_ = std::make_unique<PortalTarget>(target);
+  }
+}
+
 // Describe, Execute and Close of a portal: they go where its Bind went.
 awaitable<ClientSession::Flow> ClientSession::OnPortalMessage(const protocol::Frame& f, char type,
                                                               std::string_view name,
                                                               int32_t max_rows) {
   std::optional<PortalTarget> target;
   if (name.empty()) {
-    target = unnamed_portal_;
+    if (unnamed_portal_) target = *unnamed_portal_;
   } else if (auto it = portals_.find(name); it != portals_.end()) {
     target = it->second;
   }
