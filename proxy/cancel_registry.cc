@@ -1,8 +1,10 @@
 #include "proxy/cancel_registry.h"
 
+#include "proxy/client_session.h"
+
 namespace pgring::proxy {
 
-CancelRegistry::Key CancelRegistry::Register(CancelFn fn) {
+CancelRegistry::Key CancelRegistry::Register(Target target) {
   std::lock_guard lock(mu_);
   Key key;
   do {
@@ -10,7 +12,7 @@ CancelRegistry::Key CancelRegistry::Register(CancelFn fn) {
     if (next_pid_ <= 0) next_pid_ = 1;
   } while (by_pid_.contains(key.pid));
   key.secret = static_cast<int32_t>(rng_());
-  by_pid_.emplace(key.pid, std::pair{key.secret, std::move(fn)});
+  by_pid_.emplace(key.pid, std::pair{key.secret, std::move(target)});
   return key;
 }
 
@@ -20,14 +22,16 @@ void CancelRegistry::Unregister(Key key) {
 }
 
 bool CancelRegistry::Cancel(Key key) {
-  CancelFn fn;
+  Target target;
   {
     std::lock_guard lock(mu_);
     auto it = by_pid_.find(key.pid);
     if (it == by_pid_.end() || it->second.first != key.secret) return false;
-    fn = it->second.second;
+    target = it->second.second;
   }
-  fn();
+  asio::post(*target.io, [session = std::move(target.session)] {
+    if (auto s = session.lock()) s->ForwardCancel();
+  });
   return true;
 }
 

@@ -130,6 +130,7 @@ awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
     if (k == "options" || k == "replication") continue;
     settings_.SetStartupParameter(k, v);
   }
+  worker_.ShareStartupSettings(settings_);
 
   // Learn the servers' ParameterStatus values once per worker.
   if (worker_.server_parameters().empty()) {
@@ -143,13 +144,7 @@ awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
     worker_.pool(worker_.default_shard()).Release(std::move(*conn));
   }
 
-  std::weak_ptr<ClientSession> weak = weak_from_this();
-  auto* io = &worker_.io();
-  cancel_key_ = worker_.proxy().cancels().Register([weak, io] {
-    asio::post(*io, [weak] {
-      if (auto s = weak.lock()) s->ForwardCancel();
-    });
-  });
+  cancel_key_ = worker_.proxy().cancels().Register({&worker_.io(), weak_from_this()});
   registered_ = true;
 
   co_return co_await SendWelcome(id);

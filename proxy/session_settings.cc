@@ -256,28 +256,42 @@ std::optional<std::string> DeallocateName(std::string_view sql) {
   return name;
 }
 
+const SessionSettings::Entries& SessionSettings::entries() const {
+  static const Entries kNone;
+  return entries_ ? *entries_ : kNone;
+}
+
+void SessionSettings::ShareIfEqual(const SessionSettings& other) {
+  if (entries_ != other.entries_ && fingerprint_ == other.fingerprint_ &&
+      entries() == other.entries()) {
+    entries_ = other.entries_;
+  }
+}
+
 void SessionSettings::Apply(const SettingChange& change) {
+  Entries entries = this->entries();
   switch (change.kind) {
     case SettingChange::Kind::kResetAll:
-      entries_.clear();
+      entries.clear();
       break;
     case SettingChange::Kind::kReset: {
-      auto it = std::find_if(entries_.begin(), entries_.end(),
+      auto it = std::find_if(entries.begin(), entries.end(),
                              [&](const auto& e) { return e.first == change.name; });
-      if (it != entries_.end()) entries_.erase(it);
+      if (it != entries.end()) entries.erase(it);
       break;
     }
     case SettingChange::Kind::kSet: {
-      auto it = std::lower_bound(entries_.begin(), entries_.end(), change.name,
+      auto it = std::lower_bound(entries.begin(), entries.end(), change.name,
                                  [](const auto& e, const std::string& n) { return e.first < n; });
-      if (it != entries_.end() && it->first == change.name) {
+      if (it != entries.end() && it->first == change.name) {
         it->second = change.sql;
       } else {
-        entries_.insert(it, {change.name, change.sql});
+        entries.insert(it, {change.name, change.sql});
       }
       break;
     }
   }
+  entries_ = entries.empty() ? nullptr : std::make_shared<const Entries>(std::move(entries));
   Recompute();
 }
 
@@ -290,16 +304,16 @@ void SessionSettings::SetStartupParameter(std::string_view name, std::string_vie
 
 std::string SessionSettings::ReplaySql() const {
   std::string sql = "RESET ALL";
-  for (const auto& [name, stmt] : entries_) sql += Cat("; ", stmt);
+  for (const auto& [name, stmt] : entries()) sql += Cat("; ", stmt);
   return sql;
 }
 
 void SessionSettings::Recompute() {
-  if (entries_.empty()) {
+  if (!entries_) {
     fingerprint_ = 0;
     return;
   }
-  fingerprint_ = absl::Hash<std::vector<std::pair<std::string, std::string>>>{}(entries_);
+  fingerprint_ = absl::Hash<Entries>{}(*entries_);
   if (fingerprint_ == 0) fingerprint_ = 1;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,11 +53,17 @@ class SessionSettings {
   std::string ReplaySql() const;
   // 0 when nothing is set; equal settings give equal fingerprints.
   uint64_t fingerprint() const { return fingerprint_; }
-  const std::vector<std::pair<std::string, std::string>>& entries() const { return entries_; }
+  using Entries = std::vector<std::pair<std::string, std::string>>;  // (name, SET statement)
+  const Entries& entries() const;
+  // Shares `other`'s entries when they are equal to these (sessions of one application
+  // usually start with the same settings: one copy serves them all).
+  void ShareIfEqual(const SessionSettings& other);
 
  private:
   void Recompute();
-  std::vector<std::pair<std::string, std::string>> entries_;  // sorted by name
+  // Sorted by name; immutable once built (a change makes a new vector), so sessions with
+  // equal settings can share one. Null when nothing is set.
+  std::shared_ptr<const Entries> entries_;
   uint64_t fingerprint_ = 0;
 };
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "proxy/session_settings.h"
 #include "proxy/asio.h"
 #include "proxy/client_handshake.h"
 #include "proxy/server_pool.h"
@@ -98,6 +99,11 @@ class Worker {
   awaitable<void> WaitWhilePaused();
   // Wakes every caller of WaitWhilePaused (after RESUME); worker thread only.
   void WakePaused();
+  // A new session whose startup settings equal the previous session's shares their copy.
+  void ShareStartupSettings(SessionSettings& settings) {
+    settings.ShareIfEqual(last_startup_settings_);
+    last_startup_settings_ = settings;
+  }
   // Asks every session to close once it holds no server connection (shutdown).
   void CloseSessions();
   // Number of sessions that hold a server connection.
@@ -128,6 +134,7 @@ class Worker {
   VerifierMap verifiers_;
   std::vector<std::pair<std::string, std::string>> server_parameters_;
   std::list<asio::steady_timer*> paused_waiters_;
+  SessionSettings last_startup_settings_;
   size_t default_shard_ = 0;
   std::thread thread_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;

@@ -101,3 +101,26 @@ TEST_CASE("replay SQL restores exactly the tracked settings; fingerprints compar
   CHECK(a.fingerprint() == 0);
   CHECK(a.ReplaySql() == "RESET ALL");
 }
+
+TEST_CASE("sessions with equal settings share one copy, and a change stays their own") {
+  SessionSettings a;
+  SessionSettings b;
+  a.SetStartupParameter("application_name", "shop");
+  b.SetStartupParameter("application_name", "shop");
+  CHECK(&a.entries() != &b.entries());
+  b.ShareIfEqual(a);
+  CHECK(&a.entries() == &b.entries());
+  CHECK(b.fingerprint() == a.fingerprint());
+
+  b.Apply(*ClassifySetting("SET search_path = s1"));
+  CHECK(a.entries().size() == 1);
+  CHECK(b.entries().size() == 2);
+  CHECK(b.fingerprint() != a.fingerprint());
+  CHECK(a.ReplaySql() == "RESET ALL; SET application_name TO 'shop'");
+
+  SessionSettings c;
+  c.SetStartupParameter("application_name", "other");
+  c.ShareIfEqual(a);
+  CHECK(&c.entries() != &a.entries());
+  CHECK(c.ReplaySql() == "RESET ALL; SET application_name TO 'other'");
+}
