@@ -497,15 +497,10 @@ awaitable<absl::Status> ClientSession::Use(std::span<const size_t> shards, bool*
 
 awaitable<absl::Status> ClientSession::Attach(size_t shard) {
   if (worker_.proxy().paused()) co_await worker_.WaitWhilePaused();
-  auto taken = worker_.pool(shard).TakeIdle();
-  if (!taken) {
-    spdlog::debug("client {}: waiting for a server connection to shard {}", cancel_key_.pid,
-                  shard);
-    auto acquired = co_await worker_.pool(shard).Acquire();
-    if (!acquired.ok()) co_return acquired.status();
-    taken = std::move(*acquired);
-  }
-  AttachConnection(shard, std::move(taken));
+  spdlog::debug("client {}: acquiring a server connection to shard {}", cancel_key_.pid, shard);
+  auto acquired = co_await worker_.pool(shard).Acquire();
+  if (!acquired.ok()) co_return acquired.status();
+  AttachConnection(shard, std::move(*acquired));
   co_return absl::OkStatus();
 }
 

@@ -98,6 +98,15 @@ size_t FindCI(std::string_view haystack, std::string_view needle, size_t from = 
   return std::string_view::npos;
 }
 
+// ASCII case-insensitive equality; `lower` is lower case.
+bool EqualsCI(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (AsciiLower(s[i]) != lower[i]) return false;
+  }
+  return true;
+}
+
 bool ContainsWordCI(std::string_view haystack, std::string_view needle) {
   return FindCI(haystack, needle) != std::string_view::npos;
 }
@@ -131,10 +140,12 @@ bool CallsSessionAdvisoryLock(std::string_view s) {
     const size_t at = static_cast<size_t>(p - begin);  // "advisory_lock": '_' at 8
     ++p;
     if (at < kBefore.size() || s.size() - at - 1 < kAfter.size()) continue;
-    if (FindCI(s.substr(at - kBefore.size(), kBefore.size()), kBefore) != 0) continue;
-    if (FindCI(s.substr(at + 1, kAfter.size()), kAfter) != 0) continue;
     const size_t start = at - kBefore.size();
-    const bool xact = start >= 5 && FindCI(s.substr(start - 5, 5), "xact_") == 0;
+    if (!EqualsCI(s.substr(start, kBefore.size()), kBefore) ||
+        !EqualsCI(s.substr(at + 1, kAfter.size()), kAfter)) {
+      continue;
+    }
+    const bool xact = start >= 5 && EqualsCI(s.substr(start - 5, 5), "xact_");
     if (!xact) return true;
   }
   return false;
