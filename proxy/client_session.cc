@@ -152,6 +152,7 @@ awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
 
 awaitable<void> ClientSession::Serve(bool readable) {
   for (;;) {
+    bool have_read = false;  // WaitForClient read the bytes already
     if (in_.empty() && !readable) {
       if (CanPark()) {
         Park();
@@ -162,14 +163,17 @@ awaitable<void> ClientSession::Serve(bool readable) {
         park_requested_ = false;
         continue;
       }
+      have_read = !in_.empty();
     }
     readable = false;
     if (client_gone_) co_return;
-    // Usually the bytes are there already (WaitForClient saw them): read without a wait.
-    auto [ec, n] = stream_.ReadNow(in_, 16384);
-    if (!ec && n == 0) std::tie(ec, n) = co_await stream_.ReadSome(in_, 16384);
-    if (ec || n == 0) co_return;
-    worker_.counters().Add(worker_.counters().bytes_received, n);
+    if (!have_read) {
+      // Usually the bytes are there already (WaitForClient saw them): read without a wait.
+      auto [ec, n] = stream_.ReadNow(in_, 16384);
+      if (!ec && n == 0) std::tie(ec, n) = co_await stream_.ReadSome(in_, 16384);
+      if (ec || n == 0) co_return;
+      worker_.counters().Add(worker_.counters().bytes_received, n);
+    }
     request_time_ = Clock::now();
     for (;;) {
       auto r = protocol::ParseTypedFrame(in_.Readable());
@@ -222,9 +226,21 @@ awaitable<bool> ClientSession::WaitForClient() {
     what = "idle_in_transaction_timeout";
   }
   if (timeout.count() == 0) {
-    // No deadline: a plain wait (RequestClose and ParkIfIdle cancel it).
+    // No deadline: a plain wait (RequestClose and ParkIfIdle cancel it). A client holding
+    // a server connection (its transaction's answer is on the way, or it is pinned) waits
+    // with a read: the reactor reads what arrives, and a read that leaves the socket empty
+    // lets the next one wait without a system call (a readiness wait re-arms epoll each
+    // time). A client holding nothing waits without a read buffer.
     waiting_ = true;
-    auto ec = co_await stream_.WaitReadable();
+    boost::system::error_code ec;
+    if (holds_server()) {
+      size_t n = 0;
+      std::tie(ec, n) = co_await stream_.ReadSome(in_, 16384);
+      if (!ec && n == 0) ec = asio::error::eof;
+      if (n > 0) worker_.counters().Add(worker_.counters().bytes_received, n);
+    } else {
+      ec = co_await stream_.WaitReadable();
+    }
     waiting_ = false;
     if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
     co_return !ec || ec == asio::error::operation_aborted;
@@ -544,15 +560,7 @@ void ClientSession::AttachConnection(size_t shard, std::unique_ptr<ServerConnect
     conn.tx_status = 'T';
     conn.unnamed_id = 0;
   }
-  asio::co_spawn(worker_.io(), Pump(shared_from_this(), &link), [](std::exception_ptr e) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("server pump failed: {}", ex.what());
-      }
-    }
-  });
+  StartPump(link);
 }
 
 void ClientSession::StartGather(std::span<const size_t> shards, Gather::SpecFactory merge,
@@ -1009,146 +1017,237 @@ ClientSession::Disposition ClientSession::OnServerFrame(ServerLink& link,
   return pass;
 }
 
-awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerLink* link_ptr) {
+// ---- The pump ------------------------------------------------------------------------------
+//
+// Usually a plain read callback (ReadServer / OnServerRead): each batch of answers is
+// forwarded with a non-blocking write and the next read is started, with no coroutine.
+// Whatever has to wait (the client socket is locked or full, the connection failed, a gone
+// client's transaction must be ended) and every TLS connection continue in the Pump
+// coroutine, which hands back to the callback when it is done waiting.
+
+void ClientSession::StartPump(ServerLink& link) {
+  if (!link.conn->stream().tls()) {
+    ReadServer(link);
+    return;
+  }
+  SpawnPump(link, PumpStep::kRead, {}, 0);
+}
+
+void ClientSession::SpawnPump(ServerLink& link, PumpStep step, boost::system::error_code ec,
+                              size_t n) {
+  asio::co_spawn(worker_.io(), Pump(shared_from_this(), &link, step, ec, n),
+                 [](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     spdlog::error("server pump failed: {}", ex.what());
+                   }
+                 });
+}
+
+void ClientSession::ReadServer(ServerLink& link) {
+  auto& in = link.conn->in();
+  auto room = in.Prepare(16384);
+  link.conn->stream().socket().async_read_some(
+      asio::buffer(room.data(), room.size()),
+      [self = shared_from_this(), &link](boost::system::error_code ec, size_t n) {
+        self->OnServerRead(link, ec, n);
+      });
+}
+
+void ClientSession::OnServerRead(ServerLink& link, boost::system::error_code ec, size_t n) {
+  auto* conn = link.conn.get();
+  conn->in().Commit(n);
+  if (ec || n == 0 || conn->broken || !client_write_.TryLock()) {
+    SpawnPump(link, PumpStep::kGotRead, ec, n);
+    return;
+  }
+  if (!ForwardBatch(link)) {
+    SpawnPump(link, PumpStep::kWriteRest, {}, 0);
+    return;
+  }
+  EndBatch(link);
+  if (SettleNow(link)) return;
+  if (Closing(link)) {
+    SpawnPump(link, PumpStep::kSettle, {}, 0);
+    return;
+  }
+  ReadServer(link);
+}
+
+bool ClientSession::SettleNow(ServerLink& link) {
+  // Runs after every step of progress (never before the first read: the reader queues
+  // its first request right after the pump starts). True when the pump is done because
+  // the connection went back to the pool.
+  if (link.pending.empty() || link.gathered) NotifyQuiet();
+  if (!Detachable(link)) return false;
+  Detach(link);
+  return true;
+}
+
+bool ClientSession::Closing(const ServerLink& link) const {
+  return closing_ && link.pending.empty() && !link.writing;
+}
+
+awaitable<bool> ClientSession::SettleClosing(ServerLink& link) {
+  // The client is gone: end its transaction, then drop its session state.
+  if (link.conn->tx_status != 'I') {
+    protocol::WriteQuery(link.out, "ROLLBACK");
+  } else {
+    protocol::WriteQuery(link.out, "DISCARD ALL");
+    link.conn->ClearPrepared();
+    link.conn->settings_fingerprint = 0;
+    pinned_ = false;
+  }
+  Push(link, Pending::Kind::kInjectedQuery);
+  link.writing = true;
+  auto wec = co_await link.conn->stream().WriteAll(link.out.Readable());
+  link.writing = false;
+  link.out.Clear();
+  if (wec) {
+    link.conn->broken = true;
+    Detach(link);
+    co_return true;
+  }
+  co_return false;
+}
+
+awaitable<void> ClientSession::ServerLost(ServerLink& link, boost::system::error_code ec) {
+  auto* conn = link.conn.get();
+  conn->broken = true;
+  const bool was_busy = !link.pending.empty() || conn->tx_status != 'I';
+  link.pending.clear();
+  link.unsynced = false;
+  if (was_busy && !closing_) {
+    spdlog::warn("shard {}: server connection lost: {}", link.shard,
+                 ec ? ec.message() : "closed by server");
+    co_await client_write_.Lock();
+    protocol::Buffer err;
+    protocol::WriteErrorResponse(
+        err, protocol::Severity::kFatal, "08006",
+        Cat("the server connection to shard \"", worker_.pool(link.shard).options().shard_name,
+            "\" was lost during a transaction"),
+        {}, "the transaction was not committed; reconnect and retry it");
+    if (!client_gone_) co_await stream_.WriteAll(err.Readable());
+    client_write_.Unlock();
+    client_gone_ = true;
+    closing_ = true;
+    boost::system::error_code ignored;
+    stream_.socket().cancel(ignored);
+  }
+  Detach(link);
+}
+
+bool ClientSession::ForwardBatch(ServerLink& link) {
+  auto* conn = link.conn.get();
+  auto& synth = link.synth;
+  auto& segments = link.segments;
+  auto data = conn->in().Readable();
+  size_t pos = 0;
+  link.gathered = false;
+  segments.clear();
+  synth.Clear();
+  for (;;) {
+    size_t before = synth.size();
+    DrainSynthetic(link, synth);
+    if (synth.size() > before) segments.push_back({true, before, synth.size() - before});
+    auto r = protocol::ParseTypedFrame(data.subspan(pos));
+    if (r.status == protocol::FrameStatus::kNeedMore) break;
+    if (r.status == protocol::FrameStatus::kInvalid) {
+      conn->broken = true;
+      break;
+    }
+    const auto disposition = OnServerFrame(link, r.frame);
+    if (disposition == Disposition::kForward) {
+      if (!segments.empty() && !segments.back().synthetic &&
+          segments.back().offset + segments.back().length == pos) {
+        segments.back().length += r.frame.size;
+      } else {
+        segments.push_back({false, pos, r.frame.size});
+      }
+    } else if (disposition == Disposition::kGather && gather_) {
+      link.gathered = true;
+      // The combined answer, as far as this frame lets the Gather write it.
+      size_t at = synth.size();
+      gather_->OnFrame(link.gather_pos, r.frame, synth);
+      if (synth.size() > at) segments.push_back({true, at, synth.size() - at});
+    }
+    pos += r.frame.size;
+  }
+  link.batch_end = pos;
+  link.gather.clear();
+  if (segments.empty() || client_gone_) return true;
+  size_t total = 0;
+  for (const auto& seg : segments) {
+    const std::byte* base = seg.synthetic ? synth.Readable().data() : data.data();
+    link.gather.emplace_back(base + seg.offset, seg.length);
+    total += seg.length;
+  }
+  worker_.counters().Add(worker_.counters().bytes_sent, total);
+  if (auto wec = stream_.WriteNow(link.gather)) {
+    client_gone_ = true;
+    closing_ = true;
+    link.gather.clear();
+  }
+  return link.gather.empty();
+}
+
+void ClientSession::EndBatch(ServerLink& link) {
+  auto& in = link.conn->in();
+  in.Consume(link.batch_end);
+  link.batch_end = 0;
+  client_write_.Unlock();
+  if (in.empty() && in.capacity() > (1u << 20)) in.Release();
+}
+
+awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerLink* link_ptr,
+                                    PumpStep step, boost::system::error_code ec, size_t n) {
   (void)self;  // keeps the session alive while the pump runs
   ServerLink& link = *link_ptr;
   ServerConnection* conn = link.conn.get();
-  auto& gather = link.gather;
-  auto& synth = link.synth;
-  auto& segments = link.segments;
-  bool gathered = false;  // the last batch fed the Gather: the reader may be waiting on it
-
-  // Runs after every step of progress (never before the first read: the reader queues
-  // its first request right after Attach starts this pump). Returns true when the pump
-  // is done because the connection went back to the pool. The usual steps need no wait
-  // (settle_now); ending a gone client's transaction does (settle_closing).
-  auto settle_now = [&]() {
-    if (link.pending.empty() || gathered) NotifyQuiet();
-    if (!Detachable(link)) return false;
-    Detach(link);
-    return true;
-  };
-  auto closing = [&] { return closing_ && link.pending.empty() && !link.writing; };
-  auto settle_closing = [&]() -> awaitable<bool> {
-    // The client is gone: end its transaction, then drop its session state.
-    if (link.conn->tx_status != 'I') {
-      protocol::WriteQuery(link.out, "ROLLBACK");
-    } else {
-      protocol::WriteQuery(link.out, "DISCARD ALL");
-      link.conn->ClearPrepared();
-      link.conn->settings_fingerprint = 0;
-      pinned_ = false;
-    }
-    Push(link, Pending::Kind::kInjectedQuery);
-    link.writing = true;
-    auto wec = co_await conn->stream().WriteAll(link.out.Readable());
-    link.writing = false;
-    link.out.Clear();
-    if (wec) {
-      conn->broken = true;
-      Detach(link);
-      co_return true;
-    }
-    co_return false;
-  };
-
   for (;;) {
-    auto [ec, n] = co_await conn->stream().ReadSome(conn->in(), 16384);
-    if (ec == asio::error::operation_aborted && link.kicked) {
-      link.kicked = false;
-      if (!conn->broken) {
-        if (settle_now()) co_return;
-        if (closing()) {
-          const bool done = co_await settle_closing();
-          if (done) co_return;
-        }
-        continue;
-      }
+    if (step == PumpStep::kRead) {
+      std::tie(ec, n) = co_await conn->stream().ReadSome(conn->in(), 16384);
+      step = PumpStep::kGotRead;
     }
-    if (ec || n == 0 || conn->broken) {
-      conn->broken = true;
-      bool was_busy = !link.pending.empty() || conn->tx_status != 'I';
-      link.pending.clear();
-      link.unsynced = false;
-      if (was_busy && !closing_) {
-        spdlog::warn("shard {}: server connection lost: {}", link.shard,
-                     ec ? ec.message() : "closed by server");
-        co_await client_write_.Lock();
-        protocol::Buffer err;
-        protocol::WriteErrorResponse(
-            err, protocol::Severity::kFatal, "08006",
-            Cat("the server connection to shard \"",
-                         worker_.pool(link.shard).options().shard_name,
-                         "\" was lost during a transaction"),
-            {}, "the transaction was not committed; reconnect and retry it");
-        if (!client_gone_) co_await stream_.WriteAll(err.Readable());
-        client_write_.Unlock();
-        client_gone_ = true;
-        closing_ = true;
-        boost::system::error_code ignored;
-        stream_.socket().cancel(ignored);
-      }
-      Detach(link);
-      co_return;
-    }
-
-    if (!client_write_.TryLock()) co_await client_write_.Lock();
-    auto data = conn->in().Readable();
-    size_t pos = 0;
-    gathered = false;
-    segments.clear();
-    synth.Clear();
-    for (;;) {
-      size_t before = synth.size();
-      DrainSynthetic(link, synth);
-      if (synth.size() > before) segments.push_back({true, before, synth.size() - before});
-      auto r = protocol::ParseTypedFrame(data.subspan(pos));
-      if (r.status == protocol::FrameStatus::kNeedMore) break;
-      if (r.status == protocol::FrameStatus::kInvalid) {
-        conn->broken = true;
-        break;
-      }
-      const auto disposition = OnServerFrame(link, r.frame);
-      if (disposition == Disposition::kForward) {
-        if (!segments.empty() && !segments.back().synthetic &&
-            segments.back().offset + segments.back().length == pos) {
-          segments.back().length += r.frame.size;
+    if (step == PumpStep::kGotRead) {
+      // A kicked read: the reader wants the state checked again.
+      const bool kicked = ec == asio::error::operation_aborted && link.kicked;
+      if (kicked) link.kicked = false;
+      if (kicked && !conn->broken) {
+        step = PumpStep::kSettle;
+      } else if (ec || n == 0 || conn->broken) {
+        co_await ServerLost(link, ec);
+        co_return;
+      } else {
+        if (!client_write_.TryLock()) co_await client_write_.Lock();
+        if (ForwardBatch(link)) {
+          EndBatch(link);
+          step = PumpStep::kSettle;
         } else {
-          segments.push_back({false, pos, r.frame.size});
+          step = PumpStep::kWriteRest;
         }
-      } else if (disposition == Disposition::kGather && gather_) {
-        gathered = true;
-        // The combined answer, as far as this frame lets the Gather write it.
-        size_t at = synth.size();
-        gather_->OnFrame(link.gather_pos, r.frame, synth);
-        if (synth.size() > at) segments.push_back({true, at, synth.size() - at});
       }
-      pos += r.frame.size;
     }
-    if (!segments.empty() && !client_gone_) {
-      gather.clear();
-      size_t total = 0;
-      for (const auto& s : segments) {
-        const std::byte* base = s.synthetic ? synth.Readable().data() : data.data();
-        gather.emplace_back(base + s.offset, s.length);
-        total += s.length;
-      }
-      auto wec = stream_.WriteNow(gather);
-      if (!wec && !gather.empty()) wec = co_await stream_.WriteAll(gather);
-      if (wec) {
+    if (step == PumpStep::kWriteRest) {
+      if (auto wec = co_await stream_.WriteAll(link.gather)) {
         client_gone_ = true;
         closing_ = true;
       }
-      worker_.counters().Add(worker_.counters().bytes_sent, total);
+      EndBatch(link);
     }
-    conn->in().Consume(pos);
-    client_write_.Unlock();
-    if (conn->in().empty() && conn->in().capacity() > (1u << 20)) conn->in().Release();
-    if (settle_now()) co_return;
-    if (closing()) {
-      const bool done = co_await settle_closing();
+    // PumpStep::kSettle
+    if (SettleNow(link)) co_return;
+    if (Closing(link)) {
+      const bool done = co_await SettleClosing(link);
       if (done) co_return;
     }
+    if (!conn->stream().tls()) {
+      ReadServer(link);
+      co_return;
+    }
+    step = PumpStep::kRead;
   }
 }
 

@@ -127,6 +127,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
     bool kicked = false;        // the reader cancelled the pump's read to re-check state
     bool cycle_error = false;   // an ErrorResponse arrived in the current request cycle
     bool saw_rollback = false;  // a ROLLBACK command completed in the current cycle
+    bool gathered = false;      // the pump's last batch fed the Gather (the reader may wait)
+    size_t batch_end = 0;       // bytes of the server's read buffer the batch consumed
     Clock::time_point cycle_start;
     Clock::time_point attach_time;
     // The pump's scratch space, kept across transactions so it allocates only once.
@@ -257,7 +259,27 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool FlushServerNow(ServerLink& link);
   bool FlushServersNow();
   void AfterServerWrite(ServerLink& link, boost::system::error_code ec);
-  awaitable<void> Pump(std::shared_ptr<ClientSession> self, ServerLink* link);
+  // The pump of a link (see "The pump" in client_session.cc).
+  enum class PumpStep : uint8_t {
+    kRead,       // read from the server
+    kGotRead,    // handle the read result given
+    kWriteRest,  // the client socket is locked and link.gather holds what is left to write
+    kSettle,     // a batch is done: release the connection or read again
+  };
+  void StartPump(ServerLink& link);
+  void ReadServer(ServerLink& link);
+  void OnServerRead(ServerLink& link, boost::system::error_code ec, size_t n);
+  void SpawnPump(ServerLink& link, PumpStep step, boost::system::error_code ec, size_t n);
+  awaitable<void> Pump(std::shared_ptr<ClientSession> self, ServerLink* link, PumpStep step,
+                       boost::system::error_code ec, size_t n);
+  // Forwards the answers read (client socket locked): false when link.gather still holds
+  // bytes the client socket did not take. EndBatch then consumes them and unlocks.
+  bool ForwardBatch(ServerLink& link);
+  void EndBatch(ServerLink& link);
+  bool SettleNow(ServerLink& link);
+  bool Closing(const ServerLink& link) const;
+  awaitable<bool> SettleClosing(ServerLink& link);
+  awaitable<void> ServerLost(ServerLink& link, boost::system::error_code ec);
   awaitable<void> Finish();
 
   // Request-side helpers (reader).

@@ -125,7 +125,9 @@ class Worker {
   // Declared before io_: sessions destroyed with io_'s pending handlers (a parked session's
   // socket wait) still remove themselves from this list.
   std::list<ClientSession*> sessions_;
-  asio::io_context io_{1};
+  // One thread runs io_ and each socket is used only by it: the reactor needs no lock per
+  // socket operation (other threads only post to io_, which stays locked).
+  asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unique_ptr<tcp::acceptor> client_acceptor_;
   std::unique_ptr<tcp::acceptor> admin_acceptor_;
   std::vector<std::unique_ptr<ServerPool>> pools_;

@@ -55,6 +55,11 @@ bool ShapeOf(std::string_view sql, LiteralShape& out) {
         break;
     }
     if (t.kind == Kind::kEnd) break;
+    // Only numbers, strings and a minus can start a replaced value.
+    if (t.kind != Kind::kNumber && t.kind != Kind::kString && t.kind != Kind::kOperator) {
+      prev = t;
+      continue;
+    }
     const std::string_view text = TokenText(sql, t);
     const std::string_view prev_text = TokenText(sql, prev);
     // Where a value may stand as a parameter: after `=`, `(` or `,`.

@@ -127,17 +127,34 @@ int SqlScanner::SkipDollarQuoted() {
 }
 
 SqlToken SqlScanner::Next() {
-  if (done_) return SqlToken{SqlToken::Kind::kEnd, limit_, limit_};
-  if (!SkipSpace()) return Fail(pos_);
-  const size_t begin = pos_;
-  if (pos_ >= limit_) {
+  using K = SqlToken::Kind;
+  if (done_) return SqlToken{K::kEnd, limit_, limit_};
+  // White space, then the usual token (a word), scanned with local pointers; comments and
+  // everything else take the general path below.
+  const char* const base = sql_.data();
+  const char* const end = base + limit_;
+  const char* p = base + pos_;
+  while (p < end && IsSpace(*p)) ++p;
+  pos_ = static_cast<size_t>(p - base);
+  if (end - p >= 2 && ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*'))) {
+    if (!SkipSpace()) return Fail(pos_);
+    p = base + pos_;
+  }
+  if (p >= end) {
     done_ = true;
-    return SqlToken{SqlToken::Kind::kEnd, limit_, limit_};
+    return SqlToken{K::kEnd, limit_, limit_};
+  }
+  const size_t begin = pos_;
+  // A word, unless a quote or '&' follows its first letter (E'', B'', U&"", ...).
+  if (IsIdentStart(*p) && (end - p < 2 || (p[1] != '\'' && p[1] != '&'))) {
+    ++p;
+    while (p < end && IsIdentCont(*p)) ++p;
+    pos_ = static_cast<size_t>(p - base);
+    return SqlToken{K::kWord, begin, pos_};
   }
   const char c = sql_[pos_];
   const char next = pos_ + 1 < limit_ ? sql_[pos_ + 1] : '\0';
   const char next2 = pos_ + 2 < limit_ ? sql_[pos_ + 2] : '\0';
-  using K = SqlToken::Kind;
 
   if (c == '\'') return SkipQuoted('\'', false) ? Make(K::kString, begin) : Fail(begin);
   if ((c == 'e' || c == 'E') && next == '\'') {
