@@ -276,7 +276,11 @@ awaitable<bool> ClientSession::SayGoodbye() {
 void ClientSession::Push(ServerLink& link, Pending::Kind kind, uint64_t stmt_id,
                          std::string client_stmt) {
   if (link.pending.empty()) link.cycle_start = Clock::now();
-  link.pending.push_back(Pending{kind, false, false, stmt_id, std::move(client_stmt), {}});
+  Pending p{kind, false, false, stmt_id, nullptr};
+  if (!client_stmt.empty()) {
+    p.text = std::make_unique<Pending::Text>(Pending::Text{std::move(client_stmt), {}});
+  }
+  link.pending.push_back(std::move(p));
 }
 
 ClientSession::ServerLink* ClientSession::BusyLink() {
@@ -288,8 +292,10 @@ ClientSession::ServerLink* ClientSession::BusyLink() {
 
 awaitable<void> ClientSession::Answer(std::string bytes, std::string client_stmt) {
   if (auto* link = BusyLink()) {
-    link->pending.push_back(Pending{Pending::Kind::kSynthetic, false, false, 0,
-                                    std::move(client_stmt), std::move(bytes)});
+    link->pending.push_back(
+        Pending{Pending::Kind::kSynthetic, false, false, 0,
+                std::make_unique<Pending::Text>(
+                    Pending::Text{std::move(client_stmt), std::move(bytes)})});
     // The pump may be idle waiting for the server: emit what is at the front now.
     co_await client_write_.Lock();
     protocol::Buffer synth;
@@ -870,7 +876,7 @@ void ClientSession::Detach(ServerLink& link) {
 
 void ClientSession::DrainSynthetic(ServerLink& link, protocol::Buffer& synth) {
   while (!link.pending.empty() && link.pending.front().kind == Pending::Kind::kSynthetic) {
-    synth.Append(link.pending.front().bytes);
+    synth.Append(link.pending.front().text->bytes);
     link.pending.pop_front();
   }
 }
@@ -973,7 +979,7 @@ ClientSession::Disposition ClientSession::OnServerFrame(ServerLink& link,
       if (p.kind == K::kParse || p.kind == K::kInjectedParse) {
         if (p.stmt_id != 0) link.conn->RemovePrepared(p.stmt_id);
       }
-      if (!p.client_stmt.empty()) statements_.erase(p.client_stmt);
+      if (p.text && !p.text->client_stmt.empty()) statements_.erase(p.text->client_stmt);
       link.pending.pop_front();
     }
     return pass;

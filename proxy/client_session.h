@@ -27,7 +27,6 @@
 // as synthetic entries and written when they reach the front.
 #pragma once
 
-#include <deque>
 #include <list>
 #include <memory>
 #include <optional>
@@ -45,6 +44,7 @@
 #include "sharding/shard_sql.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/fifo.h"
 #include "proxy/client_handshake.h"
 #include "proxy/server_connection.h"
 #include "proxy/session_settings.h"
@@ -112,15 +112,20 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
     bool gather = false;      // the answer goes to the session's Gather
     bool drop_ready = false;  // kSync / kQuery: the ReadyForQuery is not the client's
     uint64_t stmt_id = 0;     // kParse / kInjectedParse: server-side statement id
-    std::string client_stmt;  // kParse / synthetic ParseComplete: the client's name
-    std::string bytes;        // kSynthetic
+    // Rare parts, allocated only when there are some (entries are moved in and out of
+    // the queue on every request).
+    struct Text {
+      std::string client_stmt;  // kParse / synthetic ParseComplete: the client's name
+      std::string bytes;        // kSynthetic
+    };
+    std::unique_ptr<Text> text;
   };
   // A server connection held by this client, with its in-flight requests.
   struct ServerLink {
     size_t shard = 0;
     size_t gather_pos = 0;  // position in the current Gather
     std::unique_ptr<ServerConnection> conn;
-    std::deque<Pending> pending;
+    Fifo<Pending> pending;
     protocol::Buffer out;       // requests not yet written to the server
     bool unsynced = false;      // extended-protocol messages sent since the last Sync
     bool writing = false;       // the reader is writing to the server
