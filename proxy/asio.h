@@ -5,6 +5,10 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
+#include <exception>
+#include <string_view>
+
+#include "spdlog/spdlog.h"
 
 namespace pgring::proxy {
 
@@ -16,6 +20,21 @@ using asio::use_awaitable;
 // expected network failures are values on the data path.
 inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 using Clock = std::chrono::steady_clock;
+
+// A co_spawn completion handler that logs the exception a coroutine ended with, holding
+// `keep` (e.g. the shared_ptr of the object whose member coroutine runs) until then:
+//   asio::co_spawn(io, session->Run(), LogEnd("client session", session));
+template <typename Keep = std::nullptr_t>
+auto LogEnd(std::string_view what, Keep keep = nullptr) {
+  return [what, keep = std::move(keep)](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{} ended with an exception: {}", what, ex.what());
+    }
+  };
+}
 
 }  // namespace pgring::proxy
 

@@ -93,14 +93,7 @@ void ClientSession::Park() {
 
 void ClientSession::Unpark(boost::system::error_code ec) {
   parked_ = false;
-  asio::co_spawn(worker_.io(), Continue(!ec), [self = shared_from_this()](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("client session ended with an exception: {}", ex.what());
-    }
-  });
+  asio::co_spawn(worker_.io(), Continue(!ec), LogEnd("client session", shared_from_this()));
 }
 
 awaitable<std::optional<ClientIdentity>> ClientSession::Handshake() {
@@ -159,11 +152,12 @@ awaitable<void> ClientSession::Serve(bool readable) {
         co_return;
       }
       if (!co_await WaitForClient()) co_return;
+      have_read = !in_.empty();
       if (park_requested_) {
         park_requested_ = false;
-        continue;
+        // Park unless the wait's read took bytes before it was cancelled.
+        if (!have_read) continue;
       }
-      have_read = !in_.empty();
     }
     readable = false;
     if (client_gone_) co_return;
@@ -1041,15 +1035,7 @@ void ClientSession::StartPump(ServerLink& link) {
 
 void ClientSession::SpawnPump(ServerLink& link, PumpStep step, boost::system::error_code ec,
                               size_t n) {
-  asio::co_spawn(worker_.io(), Pump(shared_from_this(), &link, step, ec, n),
-                 [](std::exception_ptr e) {
-                   if (!e) return;
-                   try {
-                     std::rethrow_exception(e);
-                   } catch (const std::exception& ex) {
-                     spdlog::error("server pump failed: {}", ex.what());
-                   }
-                 });
+  asio::co_spawn(worker_.io(), Pump(shared_from_this(), &link, step, ec, n), LogEnd("server pump"));
 }
 
 void ClientSession::ReadServer(ServerLink& link) {

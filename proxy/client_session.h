@@ -1,9 +1,10 @@
 // One client connection of the client port: a reader coroutine (Run: the handshake, then
-// Serve) that reads client messages, plus one pump coroutine per held server connection
-// (at most one per shard) that streams that server's answers back. While the client holds
-// nothing the reader is parked: it ends, and a socket wait starts it again (Park). All run
-// on the owning worker's io_context thread; nothing here is shared with other threads
-// except through CancelRegistry (which posts back to this thread).
+// Serve) that reads client messages, plus one pump per held server connection (at most one
+// per shard) that streams that server's answers back: a read callback, continued by a
+// coroutine only when it must wait (see "The pump" in client_session.cc). While the client
+// holds nothing the reader is parked: it ends, and a socket wait starts it again (Park).
+// All run on the owning worker's io_context thread; nothing here is shared with other
+// threads except through CancelRegistry (which posts back to this thread).
 //
 // Each statement is analyzed (sharding/analyzer.h, cached per worker) and routed
 // (sharding/router.h) when it runs: simple queries at Query, extended-protocol statements

@@ -110,17 +110,9 @@ absl::Status Worker::Listen() {
 
 void Worker::Start() {
   work_.emplace(io_.get_executor());
-  auto log_end = [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("accept loop ended: {}", ex.what());
-    }
-  };
-  asio::co_spawn(io_, AcceptLoop(*client_acceptor_, false), log_end);
-  if (admin_acceptor_) asio::co_spawn(io_, AcceptLoop(*admin_acceptor_, true), log_end);
-  asio::co_spawn(io_, Maintenance(), log_end);
+  asio::co_spawn(io_, AcceptLoop(*client_acceptor_, false), LogEnd("accept loop"));
+  if (admin_acceptor_) asio::co_spawn(io_, AcceptLoop(*admin_acceptor_, true), LogEnd("accept loop"));
+  asio::co_spawn(io_, Maintenance(), LogEnd("maintenance loop"));
   thread_ = std::thread([this] {
     for (;;) {
       try {
@@ -187,14 +179,7 @@ awaitable<void> Worker::AcceptLoop(tcp::acceptor& acceptor, bool admin) {
     auto session = std::make_shared<ClientSession>(*this, std::move(socket));
     // The session gives its admission back when it is destroyed (it may outlive Run:
     // a parked session's socket wait holds it).
-    asio::co_spawn(io_, session->Run(), [session](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("client session ended with an exception: {}", ex.what());
-      }
-    });
+    asio::co_spawn(io_, session->Run(), LogEnd("client session", session));
   }
 }
 
