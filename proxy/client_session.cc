@@ -184,7 +184,8 @@ awaitable<void> ClientSession::Serve(bool readable) {
         client_write_.Unlock();
         co_return;
       }
-      auto flow = co_await HandleMessage(r.frame);
+      auto now = HandleNow(r.frame);
+      auto flow = now ? *now : co_await HandleMessage(r.frame);
       in_.Consume(r.frame.size);
       if (flow == Flow::kClose) co_return;
     }
@@ -651,6 +652,68 @@ awaitable<ClientSession::Flow> ClientSession::Malformed(std::string_view what) {
   co_return Flow::kClose;
 }
 
+bool ClientSession::SyncLinks() {
+  ServerLink* last = nullptr;
+  for (auto& l : links_) {
+    if (!l || !l->conn || !l->unsynced) continue;
+    // Only the last server's ReadyForQuery reaches the client.
+    if (last != nullptr) last->pending.back().drop_ready = true;
+    protocol::WriteSync(l->out);
+    Push(*l, Pending::Kind::kSync);
+    l->unsynced = false;
+    last = l.get();
+  }
+  return last != nullptr;
+}
+
+std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Frame& f) {
+  if (copy_in_ || deferred_parse_ || gather_open_) return std::nullopt;
+  if (f.type == fe::kSync) {
+    bool unsynced = false;
+    for (const auto& l : links_) unsynced = unsynced || (l && l->conn && l->unsynced);
+    if (!unsynced) return std::nullopt;  // pgring answers the ReadyForQuery itself
+    skip_until_sync_ = false;
+    worker_.counters().Add(worker_.counters().queries);
+    SyncLinks();
+    cycle_failed_ = false;
+    return Flow::kContinue;
+  }
+  if (skip_until_sync_) return std::nullopt;
+  std::string_view portal;
+  Pending::Kind kind;
+  if (f.type == fe::kExecute) {
+    auto e = protocol::ParseExecute(f.body);
+    if (!e) return std::nullopt;
+    portal = e->portal;
+    kind = Pending::Kind::kExecute;
+  } else if (f.type == fe::kDescribe) {
+    auto d = protocol::ParseDescribe(f.body);
+    if (!d || d->kind != 'P') return std::nullopt;
+    portal = d->name;
+    kind = Pending::Kind::kDescribe;
+  } else {
+    return std::nullopt;
+  }
+  const PortalTarget* target = nullptr;
+  if (portal.empty()) {
+    target = unnamed_portal_.get();
+  } else if (auto it = portals_.find(portal); it != portals_.end()) {
+    target = &it->second;
+  }
+  if (target == nullptr || target->local || target->gather || !UseNow(target->shard)) {
+    return std::nullopt;
+  }
+  SendPortalMessage(*links_[target->shard], f, kind);
+  return Flow::kContinue;
+}
+
+void ClientSession::SendPortalMessage(ServerLink& link, const protocol::Frame& f,
+                                      Pending::Kind kind) {
+  link.unsynced = true;
+  link.out.Append(f.raw);
+  Push(link, kind);
+}
+
 awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Frame& f) {
   const char type = f.type;
   if (copy_in_) {
@@ -772,16 +835,7 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
         cycle_failed_ = false;
         co_return Flow::kContinue;
       }
-      ServerLink* last = nullptr;
-      for (auto& l : links_) {
-        if (!l || !l->conn || !l->unsynced) continue;
-        if (last != nullptr) last->pending.back().drop_ready = true;
-        protocol::WriteSync(l->out);
-        Push(*l, Pending::Kind::kSync);
-        l->unsynced = false;
-        last = l.get();
-      }
-      if (last == nullptr) co_await AnswerReady();
+      if (!SyncLinks()) co_await AnswerReady();
       cycle_failed_ = false;
       co_return Flow::kContinue;
     }

@@ -191,6 +191,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<bool> SayGoodbye();  // FATAL 57P01 on shutdown; returns false
   void WakeReader();
   awaitable<Flow> HandleMessage(const protocol::Frame& frame);
+  // HandleMessage without a coroutine frame for the messages of a statement on one shard
+  // that need no wait (Execute or Describe of its portal, Sync); nullopt: HandleMessage.
+  std::optional<Flow> HandleNow(const protocol::Frame& frame);
+  // Sends Sync to every link with extended-protocol requests since the last one; false
+  // if there was none (pgring answers the client's Sync itself).
+  bool SyncLinks();
   awaitable<Flow> Malformed(std::string_view what);
 
   // Routing.
@@ -235,6 +241,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void SetPortal(std::string_view name, const PortalTarget& target);
   awaitable<Flow> OnPortalMessage(const protocol::Frame& f, char type, std::string_view name,
                                   int32_t max_rows);
+  void SendPortalMessage(ServerLink& link, const protocol::Frame& f, Pending::Kind kind);
 
   // Targets and waiting.
   ServerLink* link(size_t shard) { return shard < links_.size() ? links_[shard].get() : nullptr; }

@@ -823,10 +823,7 @@ awaitable<ClientSession::Flow> ClientSession::OnPortalMessage(const protocol::Fr
   auto* target_link =
       UseNow(target->shard) ? link(target->shard) : co_await UseExtended(target->shard);
   if (target_link == nullptr) co_return Flow::kContinue;
-  auto& l = *target_link;
-  l.unsynced = true;
-  l.out.Append(f.raw);
-  Push(l, kind);
+  SendPortalMessage(*target_link, f, kind);
   co_return Flow::kContinue;
 }
 }  // namespace pgring::proxy
