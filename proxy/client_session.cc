@@ -668,6 +668,7 @@ bool ClientSession::SyncLinks() {
 
 std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Frame& f) {
   if (copy_in_ || deferred_parse_ || gather_open_) return std::nullopt;
+  if (f.type == fe::kQuery) return skip_until_sync_ ? std::nullopt : QueryNow(f);
   if (f.type == fe::kSync) {
     bool unsynced = false;
     for (const auto& l : links_) unsynced = unsynced || (l && l->conn && l->unsynced);
@@ -716,6 +717,8 @@ void ClientSession::SendPortalMessage(ServerLink& link, const protocol::Frame& f
 
 awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Frame& f) {
   const char type = f.type;
+  // The plan QueryNow made of this message, if it made one.
+  const std::unique_ptr<QueryPlan> planned = std::move(planned_);
   if (copy_in_) {
     if (type == fe::kCopyData || type == fe::kCopyDone || type == fe::kCopyFail) {
       co_await OnCopyMessage(f);
@@ -759,7 +762,13 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
         co_await AnswerReady();
         co_return Flow::kContinue;
       }
-      co_await OnQuery(f, q->sql);
+      QueryPlan plan;
+      if (planned) {
+        plan = std::move(*planned);
+      } else {
+        plan = PlanQuery(q->sql);
+      }
+      co_await OnQuery(f, q->sql, std::move(plan));
       co_return Flow::kContinue;
     }
     case fe::kParse: {

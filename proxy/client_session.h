@@ -214,7 +214,26 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Use() for one extended-protocol message: the link, or nullptr when the message is
   // skipped (an earlier error in the cycle; or no connection, whose error is answered).
   awaitable<ServerLink*> UseExtended(size_t shard);
-  awaitable<void> OnQuery(const protocol::Frame& f, std::string_view sql);
+  // The analysis and routing of a simple Query: one plan per statement, with its text
+  // range. `analysis` is null when analysis failed; `error` is the analysis's or the first
+  // routing error (the Query is refused whole).
+  struct QueryPlan {
+    std::shared_ptr<const sharding::Analysis> analysis;
+    absl::InlinedVector<sharding::RoutePlan, 1> plans;
+    absl::InlinedVector<std::pair<size_t, size_t>, 1> ranges;
+    absl::Status error;
+  };
+  QueryPlan PlanQuery(std::string_view sql);
+  // A single statement pgring answers itself (SHOW pgring..., BEGIN with nothing held).
+  bool AnsweredLocally(const QueryPlan& q) const;
+  // The one shard that takes the whole Query string as it is, if there is one.
+  std::optional<size_t> WholeTarget(const QueryPlan& q) const;
+  void SendQuery(ServerLink& link, const protocol::Frame& f, std::string_view sql,
+                 const QueryPlan& q);
+  // A Query for one shard whose connection is at hand, without a coroutine frame; otherwise
+  // nullopt, with the plan left in planned_ for HandleMessage.
+  std::optional<Flow> QueryNow(const protocol::Frame& f);
+  awaitable<void> OnQuery(const protocol::Frame& f, std::string_view sql, QueryPlan q);
   awaitable<bool> RunLocal(const sharding::Statement& s, bool extended);
   // BEGIN/COMMIT/ROLLBACK with no connection held; `text` is the statement as written
   // (a BEGIN's options are replayed with it).
@@ -344,6 +363,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::optional<ClientStatement> deferred_parse_;  // a Parse not sent yet
   std::string deferred_parse_name_;
   std::unique_ptr<PortalTarget> unnamed_portal_;  // kept across Binds, dropped when parked
+  std::unique_ptr<QueryPlan> planned_;            // QueryNow -> HandleMessage
   StringMap<PortalTarget> portals_;
   std::unique_ptr<Gather> gather_;
   std::vector<size_t> gather_shards_;

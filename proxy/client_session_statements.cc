@@ -113,18 +113,12 @@ static bool LocalTransaction(const sharding::Statement& s, bool holds_server) {
 
 // ---- Simple queries -----------------------------------------------------------------------
 
-awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_view sql) {
-  using sharding::RouteKind;
-  using sharding::StatementKind;
-  cycle_failed_ = false;
+ClientSession::QueryPlan ClientSession::PlanQuery(std::string_view sql) {
+  QueryPlan q;
   if (!holds_server()) topology_ = worker_.topology();
   // A DML statement is analyzed by its shape (its key literals as parameters), so that
   // statements differing only in their values share one analysis; the shape is routed with
   // the values. Plans that edit the statement's text need its own analysis.
-  std::shared_ptr<const sharding::Analysis> analysis;
-  // One statement is the common case: no allocation for it.
-  absl::InlinedVector<sharding::RoutePlan, 1> plans;
-  absl::InlinedVector<std::pair<size_t, size_t>, 1> ranges;
   // Scratch of this worker thread, used without a suspension in between: sessions do not
   // each carry it (an idle client should cost little).
   static thread_local sharding::LiteralShape shape;
@@ -136,22 +130,116 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
       for (auto v : shape.values) shape_params.values.emplace_back(std::as_bytes(std::span(v)));
       auto plan = Route((*shaped)->statements[0], &shape_params, {});
       if (plan.ok() && !plan->needs_merge && plan->insert_rows.size() <= 1) {
-        analysis = std::move(*shaped);
-        plans.push_back(std::move(*plan));
-        ranges.emplace_back(0, sql.size());
+        q.analysis = std::move(*shaped);
+        q.plans.push_back(std::move(*plan));
+        q.ranges.emplace_back(0, sql.size());
+        return q;
       }
     }
   }
-  if (!analysis) {
-    auto analyzed = Analyze(sql);
-    if (!analyzed.ok()) {
-      co_await AnswerError(analyzed.status(), false);
-      co_return;
-    }
-    analysis = std::move(*analyzed);
-    ranges.assign(analysis->ranges.begin(), analysis->ranges.end());
+  auto analyzed = Analyze(sql);
+  if (!analyzed.ok()) {
+    q.error = analyzed.status();
+    return q;
   }
-  const auto& a = *analysis;
+  q.analysis = std::move(*analyzed);
+  q.ranges.assign(q.analysis->ranges.begin(), q.analysis->ranges.end());
+  // Route every statement first: a query string is refused whole or run.
+  q.plans.reserve(q.analysis->statements.size());
+  for (const auto& s : q.analysis->statements) {
+    auto plan = Route(s, nullptr, {});
+    if (!plan.ok()) {
+      q.error = plan.status();
+      q.plans.clear();
+      return q;
+    }
+    q.plans.push_back(std::move(*plan));
+  }
+  return q;
+}
+
+bool ClientSession::AnsweredLocally(const QueryPlan& q) const {
+  if (q.plans.size() != 1) return false;
+  return q.plans[0].kind == sharding::RouteKind::kLocal ||
+         LocalTransaction(q.analysis->statements[0], holds_server());
+}
+
+std::optional<size_t> ClientSession::WholeTarget(const QueryPlan& q) const {
+  // One server takes the whole message when every statement runs there; session
+  // statements (BEGIN, SET...) go along with the others.
+  using sharding::RouteKind;
+  const auto& a = *q.analysis;
+  std::optional<size_t> one;
+  bool session = false;
+  for (size_t i = 0; i < q.plans.size(); ++i) {
+    const auto& plan = q.plans[i];
+    if (plan.kind == RouteKind::kLocal ||
+        (a.statements[i].kind == sharding::StatementKind::kCopy && plan.shards.size() > 1)) {
+      return std::nullopt;
+    }
+    if (plan.kind == RouteKind::kSession) {
+      session = true;
+    } else if (auto t = SingleTarget(plan); !t || (one && *one != *t)) {
+      return std::nullopt;
+    } else {
+      one = t;
+    }
+  }
+  if (session) {
+    // Session statements must reach every connection held.
+    auto held = SessionTargets();
+    if (!one && held.size() == 1) one = held[0];
+    if (held.size() > 1 || (one && held[0] != *one && holds_server())) return std::nullopt;
+  }
+  return one;
+}
+
+void ClientSession::SendQuery(ServerLink& l, const protocol::Frame& f, std::string_view sql,
+                              const QueryPlan& q) {
+  NoteStatementText(l, sql);
+  const auto& statements = q.analysis->statements;
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const auto& s = statements[i];
+    // Connections taken later in this transaction replay its BEGIN.
+    if (s.kind == sharding::StatementKind::kTransaction &&
+        s.txn_op == sharding::TransactionOp::kBegin && deferred_begin_.empty()) {
+      deferred_begin_ = std::string(sql.substr(q.ranges[i].first, q.ranges[i].second));
+    }
+  }
+  l.out.Append(f.raw);
+  Push(l, Pending::Kind::kQuery);
+  l.conn->unnamed_id = 0;
+}
+
+std::optional<ClientSession::Flow> ClientSession::QueryNow(const protocol::Frame& f) {
+  auto query = protocol::ParseQuery(f.body);
+  if (!query || DeallocateName(query->sql)) return std::nullopt;
+  QueryPlan q = PlanQuery(query->sql);
+  if (q.error.ok() && client_tx_status_ != 'E' && !AnsweredLocally(q)) {
+    if (auto one = WholeTarget(q); one && UseNow(*one)) {
+      worker_.counters().Add(worker_.counters().queries);
+      cycle_failed_ = false;
+      SendQuery(*links_[*one], f, query->sql, q);
+      return Flow::kContinue;
+    }
+  }
+  // HandleMessage runs the Query with this plan.
+  planned_ = std::make_unique<QueryPlan>(std::move(q));
+  return std::nullopt;
+}
+
+awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_view sql,
+                                       QueryPlan q) {
+  using sharding::RouteKind;
+  using sharding::StatementKind;
+  cycle_failed_ = false;
+  if (!q.analysis) {
+    co_await AnswerError(q.error, false);
+    co_return;
+  }
+  const auto& a = *q.analysis;
+  const auto& plans = q.plans;
+  const auto& ranges = q.ranges;
   const size_t n = a.statements.size();
   if (client_tx_status_ == 'E') {
     for (const auto& s : a.statements) {
@@ -164,18 +252,9 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
       co_return;
     }
   }
-
-  // Route every statement first: a query string is refused whole or run.
-  if (plans.empty()) {
-    plans.reserve(n);
-    for (const auto& s : a.statements) {
-      auto plan = Route(s, nullptr, {});
-      if (!plan.ok()) {
-        co_await AnswerError(plan.status(), false);
-        co_return;
-      }
-      plans.push_back(std::move(*plan));
-    }
+  if (!q.error.ok()) {
+    co_await AnswerError(q.error, false);
+    co_return;
   }
   auto text = [&](size_t i) { return sql.substr(ranges[i].first, ranges[i].second); };
 
@@ -193,31 +272,7 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
     }
   }
 
-  // One server takes the whole message when every statement runs there; session
-  // statements (BEGIN, SET...) go along with the others.
-  std::optional<size_t> one;
-  bool whole = true;
-  bool session = false;
-  for (size_t i = 0; i < n && whole; ++i) {
-    const auto& plan = plans[i];
-    if (plan.kind == RouteKind::kLocal ||
-        (a.statements[i].kind == StatementKind::kCopy && plan.shards.size() > 1)) {
-      whole = false;
-    } else if (plan.kind == RouteKind::kSession) {
-      session = true;
-    } else if (auto t = SingleTarget(plan); !t || (one && *one != *t)) {
-      whole = false;
-    } else {
-      one = t;
-    }
-  }
-  if (whole && session) {
-    // Session statements must reach every connection held.
-    auto held = SessionTargets();
-    if (!one && held.size() == 1) one = held[0];
-    if (held.size() > 1 || (one && held[0] != *one && holds_server())) whole = false;
-  }
-  if (whole && one) {
+  if (auto one = WholeTarget(q)) {
     bool skip = false;
     absl::Status st;
     if (!UseNow(*one)) st = co_await Use(std::span(&*one, 1), &skip);
@@ -225,19 +280,7 @@ awaitable<void> ClientSession::OnQuery(const protocol::Frame& f, std::string_vie
       co_await AnswerError(st, false);
       co_return;
     }
-    auto& l = *links_[*one];
-    NoteStatementText(l, sql);
-    for (size_t i = 0; i < n; ++i) {
-      const auto& s = a.statements[i];
-      // Connections taken later in this transaction replay its BEGIN.
-      if (s.kind == StatementKind::kTransaction && s.txn_op == sharding::TransactionOp::kBegin &&
-          deferred_begin_.empty()) {
-        deferred_begin_ = std::string(text(i));
-      }
-    }
-    l.out.Append(f.raw);
-    Push(l, Pending::Kind::kQuery);
-    l.conn->unnamed_id = 0;
+    SendQuery(*links_[*one], f, sql, q);
     co_return;
   }
 
