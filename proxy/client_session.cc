@@ -56,12 +56,17 @@ awaitable<void> ClientSession::Run() {
   const bool started = co_await Start(*id);
   if (!started) co_return;
   id.reset();
-  co_await Continue(false);
+  co_await Continue(ResumeAt::kWait);
 }
 
-awaitable<void> ClientSession::Continue(bool readable) {
-  co_await Serve(readable);
-  if (!parked_) co_await Finish();
+awaitable<void> ClientSession::Continue(ResumeAt at, boost::system::error_code ec) {
+  // (Through a variable: GCC 12 miscompiles `if (!co_await ...)`.)
+  const bool goes_on = co_await Serve(at, ec);
+  if (!goes_on) co_await Finish();
+}
+
+void ClientSession::Resume(ResumeAt at, boost::system::error_code ec) {
+  asio::co_spawn(worker_.io(), Continue(at, ec), LogEnd("client session", shared_from_this()));
 }
 
 bool ClientSession::CanPark() const {
@@ -93,7 +98,7 @@ void ClientSession::Park() {
 
 void ClientSession::Unpark(boost::system::error_code ec) {
   parked_ = false;
-  asio::co_spawn(worker_.io(), Continue(!ec), LogEnd("client session", shared_from_this()));
+  Resume(ec ? ResumeAt::kWait : ResumeAt::kReadable);
 }
 
 awaitable<std::optional<ClientIdentity>> ClientSession::Handshake() {
@@ -143,32 +148,50 @@ awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
   co_return co_await SendWelcome(id);
 }
 
-awaitable<void> ClientSession::Serve(bool readable) {
+awaitable<bool> ClientSession::Serve(ResumeAt at, boost::system::error_code ec) {
   for (;;) {
-    bool have_read = false;  // WaitForClient read the bytes already
-    if (in_.empty() && !readable) {
+    bool have_read = at == ResumeAt::kMessages || at == ResumeAt::kNeedsMessage;
+    bool waited = at == ResumeAt::kReadEnded;
+    if (waited) {
+      const bool ok = co_await WaitEnded(ec);
+      if (!ok) co_return false;
+    } else if (in_.empty() && at == ResumeAt::kWait) {
       if (CanPark()) {
         Park();
-        co_return;
+        co_return true;
       }
-      if (!co_await WaitForClient()) co_return;
+      if (ReadsByCallback()) {
+        ReadClient();
+        co_return true;
+      }
+      const bool ok = co_await WaitForClient();
+      if (!ok) co_return false;
+      waited = true;
+    }
+    if (waited) {
       have_read = !in_.empty();
       if (park_requested_) {
         park_requested_ = false;
         // Park unless the wait's read took bytes before it was cancelled.
-        if (!have_read) continue;
+        if (!have_read) {
+          at = ResumeAt::kWait;
+          continue;
+        }
       }
     }
-    readable = false;
-    if (client_gone_) co_return;
+    // The read callback has read (and timed) what in_ holds.
+    const bool from_callback = at == ResumeAt::kMessages || at == ResumeAt::kNeedsMessage;
+    bool skip_now = at == ResumeAt::kNeedsMessage;  // HandleNow declined the first message
+    at = ResumeAt::kWait;
+    if (client_gone_) co_return false;
     if (!have_read) {
       // Usually the bytes are there already (WaitForClient saw them): read without a wait.
-      auto [ec, n] = stream_.ReadNow(in_, 16384);
-      if (!ec && n == 0) std::tie(ec, n) = co_await stream_.ReadSome(in_, 16384);
-      if (ec || n == 0) co_return;
+      auto [rec, n] = stream_.ReadNow(in_, 16384);
+      if (!rec && n == 0) std::tie(rec, n) = co_await stream_.ReadSome(in_, 16384);
+      if (rec || n == 0) co_return false;
       worker_.counters().Add(worker_.counters().bytes_received, n);
     }
-    request_time_ = Clock::now();
+    if (!from_callback) request_time_ = Clock::now();
     for (;;) {
       auto r = protocol::ParseTypedFrame(in_.Readable());
       if (r.status == protocol::FrameStatus::kNeedMore) break;
@@ -182,15 +205,70 @@ awaitable<void> ClientSession::Serve(bool readable) {
                          " (pgring accepts 4 to ", protocol::kDefaultMaxMessage, " bytes)"));
         if (!holds_server()) co_await stream_.WriteAll(err.Readable());
         client_write_.Unlock();
-        co_return;
+        co_return false;
       }
-      auto now = HandleNow(r.frame);
+      auto now = skip_now ? std::nullopt : HandleNow(r.frame);
+      skip_now = false;
       auto flow = now ? *now : co_await HandleMessage(r.frame);
       in_.Consume(r.frame.size);
-      if (flow == Flow::kClose) co_return;
+      if (flow == Flow::kClose) co_return false;
     }
     if (!FlushServersNow()) co_await FlushServers();
-    if (client_gone_) co_return;
+    if (client_gone_) co_return false;
+  }
+}
+
+bool ClientSession::ReadsByCallback() const {
+  return (holds_server() || client_tx_status_ != 'I') && !close_requested_ && !client_gone_ &&
+         !stream_.tls() && WaitDeadline(nullptr).count() == 0;
+}
+
+void ClientSession::ReadClient() {
+  waiting_ = true;
+  auto room = in_.Prepare(16384);
+  stream_.socket().async_read_some(
+      asio::buffer(room.data(), room.size()),
+      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        self->OnClientRead(ec, n);
+      });
+}
+
+void ClientSession::OnClientRead(boost::system::error_code ec, size_t n) {
+  waiting_ = false;
+  in_.Commit(n);
+  if (!ec && n == 0) ec = asio::error::eof;
+  if (n > 0) {
+    worker_.counters().Add(worker_.counters().bytes_received, n);
+    request_time_ = Clock::now();
+  }
+  if (ec || close_requested_ || park_requested_ || client_gone_) {
+    Resume(ResumeAt::kReadEnded, ec);
+    return;
+  }
+  for (;;) {
+    auto r = protocol::ParseTypedFrame(in_.Readable());
+    if (r.status == protocol::FrameStatus::kNeedMore) break;
+    if (r.status == protocol::FrameStatus::kInvalid) {
+      Resume(ResumeAt::kMessages);  // Serve answers it
+      return;
+    }
+    // HandleNow only continues (kClose comes from HandleMessage).
+    if (!HandleNow(r.frame)) {
+      Resume(ResumeAt::kNeedsMessage);
+      return;
+    }
+    in_.Consume(r.frame.size);
+  }
+  if (!FlushServersNow() || client_gone_) {
+    Resume(ResumeAt::kMessages);  // Serve finishes the writes (or ends the session)
+    return;
+  }
+  if (in_.empty() && CanPark()) {
+    Park();
+  } else if (ReadsByCallback()) {
+    ReadClient();
+  } else {
+    Resume(in_.empty() ? ResumeAt::kWait : ResumeAt::kMessages);
   }
 }
 
@@ -207,19 +285,26 @@ awaitable<bool> ClientSession::SendWelcome(const ClientIdentity& id) {
   co_return co_await WriteClient(out.Readable());
 }
 
+conf::Duration ClientSession::WaitDeadline(std::string_view* setting) const {
+  const auto& pool = config_->pool;
+  if (!holds_server()) {
+    if (setting != nullptr) *setting = "client_idle_timeout";
+    return pool.client_idle_timeout;
+  }
+  for (const auto& l : links_) {
+    if (l && l->conn && !l->pending.empty()) return conf::Duration{0};  // an answer is due
+  }
+  if (client_tx_status_ == 'I') return conf::Duration{0};
+  if (setting != nullptr) *setting = "idle_in_transaction_timeout";
+  return pool.idle_in_transaction_timeout;
+}
+
 awaitable<bool> ClientSession::WaitForClient() {
   if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
-  const auto& pool = config_->pool;
-  auto timeout = conf::Duration{0};
+  // An idle client holds no read buffer.
+  if (!holds_server() && client_tx_status_ == 'I') in_.Release();
   std::string_view what;
-  if (!holds_server()) {
-    if (client_tx_status_ == 'I') in_.Release();  // an idle client holds no read buffer
-    timeout = pool.client_idle_timeout;
-    what = "client_idle_timeout";
-  } else if (BusyLink() == nullptr && client_tx_status_ != 'I') {
-    timeout = pool.idle_in_transaction_timeout;
-    what = "idle_in_transaction_timeout";
-  }
+  const auto timeout = WaitDeadline(&what);
   if (timeout.count() == 0) {
     // No deadline: a plain wait (RequestClose and ParkIfIdle cancel it). A client holding
     // a server connection (its transaction's answer is on the way, or it is pinned) waits
@@ -237,17 +322,13 @@ awaitable<bool> ClientSession::WaitForClient() {
       ec = co_await stream_.WaitReadable();
     }
     waiting_ = false;
-    if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
-    co_return !ec || ec == asio::error::operation_aborted;
+    co_return co_await WaitEnded(ec);
   }
   if (!wake_) wake_ = std::make_unique<asio::steady_timer>(co_await asio::this_coro::executor);
   wake_->expires_after(std::chrono::duration_cast<Clock::duration>(timeout));
   auto r = co_await (stream_.WaitReadable() || wake_->async_wait(use_nothrow));
+  if (r.index() == 0) co_return co_await WaitEnded(std::get<0>(r));
   if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
-  if (r.index() == 0) {
-    auto ec = std::get<0>(r);
-    co_return !ec || ec == asio::error::operation_aborted;
-  }
   co_await client_write_.Lock();
   protocol::Buffer err;
   protocol::WriteErrorResponse(err, protocol::Severity::kFatal, "25P03",
@@ -256,6 +337,11 @@ awaitable<bool> ClientSession::WaitForClient() {
   if (BusyLink() == nullptr) co_await stream_.WriteAll(err.Readable());
   client_write_.Unlock();
   co_return false;
+}
+
+awaitable<bool> ClientSession::WaitEnded(boost::system::error_code ec) {
+  if (close_requested_ && !holds_server()) co_return co_await SayGoodbye();
+  co_return !ec || ec == asio::error::operation_aborted;
 }
 
 awaitable<bool> ClientSession::SayGoodbye() {

@@ -174,10 +174,21 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<std::optional<ClientIdentity>> Handshake();
   // Settings from the startup packet, cancel key, ParameterStatus and ReadyForQuery.
   awaitable<bool> Start(const ClientIdentity& id);
-  // Reads and runs client messages until the client goes, or parks; `readable`: bytes
-  // (or EOF) are waiting, read without waiting first.
-  awaitable<void> Serve(bool readable);
-  awaitable<void> Continue(bool readable);  // Serve, then Finish unless parked
+  // Where Serve starts.
+  enum class ResumeAt : uint8_t {
+    kWait,          // wait for the client's next message
+    kReadable,      // bytes (or EOF) are waiting: read without waiting first
+    kReadEnded,     // the read callback's read ended (`ec`); what it read is in in_
+    kMessages,      // in_ holds what the read callback left: handle it
+    kNeedsMessage,  // ... and its first message goes to HandleMessage (HandleNow declined)
+  };
+  // Reads and runs client messages until the client goes (false), or until the session
+  // goes on without a coroutine (true): parked, or waiting with the read callback.
+  awaitable<bool> Serve(ResumeAt at, boost::system::error_code ec);
+  // Serve, then Finish unless the session went on without the coroutine.
+  awaitable<void> Continue(ResumeAt at, boost::system::error_code ec = {});
+  // Continue in a new coroutine (co_spawn): from the callbacks, for what must wait.
+  void Resume(ResumeAt at, boost::system::error_code ec = {});
   // An idle client (no server connection, no deadline) is *parked*: no coroutine is
   // suspended for it, only a socket wait whose handler (Unpark) starts Serve again when
   // the client sends something. Its coroutine frames would cost more memory than the rest
@@ -187,7 +198,18 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void Unpark(boost::system::error_code ec);
   static constexpr auto kParkAfterIdle = std::chrono::seconds(1);
   awaitable<bool> SendWelcome(const ClientIdentity& id);
+  // A client inside a transaction (or whose answer is on the way) with no deadline to
+  // watch waits with a plain read callback (ReadClient / OnClientRead): the messages that
+  // need no wait are handled there (HandleNow) and the next read is started, with no
+  // coroutine; the rest continues in Serve (Resume). TLS clients always wait in Serve.
+  bool ReadsByCallback() const;
+  void ReadClient();
+  void OnClientRead(boost::system::error_code ec, size_t n);
+  // The deadline of the wait for the client's next message (zero: none), and its setting.
+  conf::Duration WaitDeadline(std::string_view* setting) const;
   awaitable<bool> WaitForClient();
+  // After the wait's read ended with `ec`: false if the session must end.
+  awaitable<bool> WaitEnded(boost::system::error_code ec);
   awaitable<bool> SayGoodbye();  // FATAL 57P01 on shutdown; returns false
   void WakeReader();
   awaitable<Flow> HandleMessage(const protocol::Frame& frame);

@@ -113,6 +113,26 @@ static bool LocalTransaction(const sharding::Statement& s, bool holds_server) {
 
 // ---- Simple queries -----------------------------------------------------------------------
 
+// Whether running `s` may change the server session's state (settings, pins, prepared
+// statements), so that its text is worth the checks of NoteStatementText: the analysis
+// rules out plain DML and transaction control that take no session-level advisory lock.
+static bool MayChangeSession(const sharding::Statement& s) {
+  using sharding::StatementKind;
+  switch (s.kind) {
+    case StatementKind::kSelect:
+    case StatementKind::kInsert:
+    case StatementKind::kUpdate:
+    case StatementKind::kDelete:
+      return s.session_advisory_lock;
+    case StatementKind::kTransaction:
+    case StatementKind::kShow:
+    case StatementKind::kEmpty:
+      return false;
+    default:
+      return true;
+  }
+}
+
 ClientSession::QueryPlan ClientSession::PlanQuery(std::string_view sql) {
   QueryPlan q;
   if (!holds_server()) topology_ = worker_.topology();
@@ -196,16 +216,18 @@ std::optional<size_t> ClientSession::WholeTarget(const QueryPlan& q) const {
 
 void ClientSession::SendQuery(ServerLink& l, const protocol::Frame& f, std::string_view sql,
                               const QueryPlan& q) {
-  NoteStatementText(l, sql);
   const auto& statements = q.analysis->statements;
+  bool note = false;
   for (size_t i = 0; i < statements.size(); ++i) {
     const auto& s = statements[i];
+    note = note || MayChangeSession(s);
     // Connections taken later in this transaction replay its BEGIN.
     if (s.kind == sharding::StatementKind::kTransaction &&
         s.txn_op == sharding::TransactionOp::kBegin && deferred_begin_.empty()) {
       deferred_begin_ = std::string(sql.substr(q.ranges[i].first, q.ranges[i].second));
     }
   }
+  if (note) NoteStatementText(l, sql);
   l.out.Append(f.raw);
   Push(l, Pending::Kind::kQuery);
   l.conn->unnamed_id = 0;
@@ -213,9 +235,15 @@ void ClientSession::SendQuery(ServerLink& l, const protocol::Frame& f, std::stri
 
 std::optional<ClientSession::Flow> ClientSession::QueryNow(const protocol::Frame& f) {
   auto query = protocol::ParseQuery(f.body);
-  if (!query || DeallocateName(query->sql)) return std::nullopt;
+  if (!query) return std::nullopt;
   QueryPlan q = PlanQuery(query->sql);
-  if (q.error.ok() && client_tx_status_ != 'E' && !AnsweredLocally(q)) {
+  // DEALLOCATE may name a protocol-level statement of the client (HandleMessage).
+  const auto deallocates = [&] {
+    for (const auto& s : q.analysis->statements)
+      if (s.kind == sharding::StatementKind::kDeallocate) return true;
+    return false;
+  };
+  if (q.error.ok() && client_tx_status_ != 'E' && !deallocates() && !AnsweredLocally(q)) {
     if (auto one = WholeTarget(q); one && UseNow(*one)) {
       worker_.counters().Add(worker_.counters().queries);
       cycle_failed_ = false;

@@ -63,9 +63,9 @@ bool ShapeOf(std::string_view sql, LiteralShape& out) {
     const std::string_view text = TokenText(sql, t);
     const std::string_view prev_text = TokenText(sql, prev);
     // Where a value may stand as a parameter: after `=`, `(` or `,`.
-    const bool after_slot = (prev.kind == Kind::kOperator && prev_text == "=") ||
-                            (prev.kind == Kind::kOpen && prev_text == "(") ||
-                            prev.kind == Kind::kComma;
+    const bool after_slot =
+        (prev.kind == Kind::kOperator && prev_text.size() == 1 && prev_text[0] == '=') ||
+        (prev.kind == Kind::kOpen && prev_text[0] == '(') || prev.kind == Kind::kComma;
     // Numbers may also be operands of other operators (`amount + 5`), but never of a
     // minus: `-$1` is an expression to the analyzer where `-5` is a constant.
     const bool operand = prev.kind == Kind::kOperator &&

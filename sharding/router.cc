@@ -1447,6 +1447,18 @@ class Planner {
       uses.push_back(std::move(u));
     }
     if (uses.empty()) return NoTables(s, "the statement names no table");
+    // Only tables pgring does not shard: the default shard holds them all, whatever the
+    // statement's values or hint (the general path below gives the same plan).
+    if (!in_.explain && std::all_of(uses.begin(), uses.end(), [](const TableUse& u) {
+          return u.cls == TableClass::kUnknown;
+        })) {
+      absl::StatusOr<ShardId> d = UnknownTableShard(*uses[0].ref);
+      if (!d.ok()) return d.status();
+      RoutePlan p = Base(RouteKind::kDefault);
+      p.shards = {*d};
+      p.is_write = s.writes;
+      return p;
+    }
 
     const bool insert_values =
         s.kind == StatementKind::kInsert && s.insert && !s.insert->from_select;

@@ -7,37 +7,14 @@
 namespace pgring::sharding {
 namespace {
 
-// Character classes of scan.l, one table lookup per character (the scanner runs on the
-// text of every statement the literal shape looks at).
-enum : uint8_t {
-  kSpace = 1,
-  kIdentStart = 2,  // ident_start [A-Za-z\200-\377_]
-  kIdentCont = 4,   // ident_cont adds [0-9$]
-  kTagCont = 8,     // dollar-quote tags are identifiers without '$'
-  kDigit = 16,
-  kOpChar = 32,
-};
+using scan_internal::Is;
+using scan_internal::kDigit;
+using scan_internal::kIdentCont;
+using scan_internal::kIdentStart;
+using scan_internal::kOpChar;
+using scan_internal::kSpace;
+using scan_internal::kTagCont;
 
-constexpr std::array<uint8_t, 256> MakeClasses() {
-  std::array<uint8_t, 256> t{};
-  for (int c = 0; c < 256; ++c) {
-    uint8_t f = 0;
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') f |= kSpace;
-    const bool start = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
-    const bool digit = c >= '0' && c <= '9';
-    if (start) f |= kIdentStart | kIdentCont | kTagCont;
-    if (digit) f |= kDigit | kIdentCont | kTagCont;
-    if (c == '$') f |= kIdentCont;
-    if (std::string_view("+-*/<>=~!@#%^&|`?").find(static_cast<char>(c)) != std::string_view::npos) {
-      f |= kOpChar;
-    }
-    t[static_cast<size_t>(c)] = f;
-  }
-  return t;
-}
-constexpr std::array<uint8_t, 256> kClasses = MakeClasses();
-
-bool Is(char c, uint8_t cls) { return (kClasses[static_cast<unsigned char>(c)] & cls) != 0; }
 bool IsSpace(char c) { return Is(c, kSpace); }
 bool IsIdentStart(char c) { return Is(c, kIdentStart); }
 bool IsIdentCont(char c) { return Is(c, kIdentCont); }
@@ -126,11 +103,10 @@ int SqlScanner::SkipDollarQuoted() {
   return 1;
 }
 
-SqlToken SqlScanner::Next() {
+SqlToken SqlScanner::NextSlow() {
   using K = SqlToken::Kind;
   if (done_) return SqlToken{K::kEnd, limit_, limit_};
-  // White space, then the usual token (a word), scanned with local pointers; comments and
-  // everything else take the general path below.
+  // White space (Next skipped most), comments, then the token.
   const char* const base = sql_.data();
   const char* const end = base + limit_;
   const char* p = base + pos_;
@@ -145,18 +121,60 @@ SqlToken SqlScanner::Next() {
     return SqlToken{K::kEnd, limit_, limit_};
   }
   const size_t begin = pos_;
-  // A word, unless a quote or '&' follows its first letter (E'', B'', U&"", ...).
-  if (IsIdentStart(*p) && (end - p < 2 || (p[1] != '\'' && p[1] != '&'))) {
-    ++p;
-    while (p < end && IsIdentCont(*p)) ++p;
-    pos_ = static_cast<size_t>(p - base);
-    return SqlToken{K::kWord, begin, pos_};
+  const char c = *p;
+  const char next = end - p >= 2 ? p[1] : '\0';
+  const auto single = [&](K kind) {
+    pos_ = begin + 1;
+    return SqlToken{kind, begin, pos_};
+  };
+  if (IsDigit(c) || (c == '.' && IsDigit(next))) return Number(begin);
+  switch (c) {
+    case '(':
+    case '[':
+      return single(K::kOpen);
+    case ')':
+    case ']':
+      return single(K::kClose);
+    case ',':
+      return single(K::kComma);
+    case ';':
+      return single(K::kSemicolon);
+    case '\'':
+      return SkipQuoted('\'', false) ? Make(K::kString, begin) : Fail(begin);
+    case '"':
+      return SkipQuoted('"', false) ? Make(K::kQuotedIdentifier, begin) : Fail(begin);
+    case ':':
+      if (next != ':') return single(K::kOther);
+      pos_ = begin + 2;
+      return SqlToken{K::kOther, begin, pos_};
+    case '$': {
+      if (IsDigit(next)) {
+        ++pos_;
+        while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
+        return Make(K::kParam, begin);
+      }
+      int dollar = SkipDollarQuoted();
+      if (dollar > 0) return Make(K::kString, begin);
+      if (dollar < 0) return Fail(begin);
+      return single(K::kOther);
+    }
+    default:
+      break;
   }
-  const char c = sql_[pos_];
-  const char next = pos_ + 1 < limit_ ? sql_[pos_ + 1] : '\0';
-  const char next2 = pos_ + 2 < limit_ ? sql_[pos_ + 2] : '\0';
-
-  if (c == '\'') return SkipQuoted('\'', false) ? Make(K::kString, begin) : Fail(begin);
+  if (IsOpChar(c)) {
+    // An operator ends where a comment starts (scan.l trims "--" and "/*" from it).
+    ++pos_;
+    while (pos_ < limit_ && IsOpChar(sql_[pos_])) {
+      char a = sql_[pos_];
+      char b = pos_ + 1 < limit_ ? sql_[pos_ + 1] : '\0';
+      if ((a == '-' && b == '-') || (a == '/' && b == '*')) break;
+      ++pos_;
+    }
+    return Make(K::kOperator, begin);
+  }
+  if (!IsIdentStart(c)) return single(K::kOther);
+  // A letter followed by a quote or '&' (the usual words took the fast path above).
+  const char next2 = end - p >= 3 ? p[2] : '\0';
   if ((c == 'e' || c == 'E') && next == '\'') {
     ++pos_;
     return SkipQuoted('\'', true) ? Make(K::kString, begin) : Fail(begin);
@@ -170,73 +188,30 @@ SqlToken SqlScanner::Next() {
     K kind = next2 == '\'' ? K::kString : K::kQuotedIdentifier;
     return SkipQuoted(next2, false) ? Make(kind, begin) : Fail(begin);
   }
-  if (c == '"') return SkipQuoted('"', false) ? Make(K::kQuotedIdentifier, begin) : Fail(begin);
-  if (c == '$') {
-    if (IsDigit(next)) {
-      ++pos_;
-      while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
-      return Make(K::kParam, begin);
+  while (pos_ < limit_ && IsIdentCont(sql_[pos_])) ++pos_;
+  return Make(K::kWord, begin);
+}
+
+SqlToken SqlScanner::Number(size_t begin) {
+  const char* const base = sql_.data();
+  const char* const end = base + limit_;
+  const char* p = base + begin;
+  while (p < end && IsDigit(*p)) ++p;
+  // "1..2" is 1 followed by ".." in PostgreSQL; only a single '.' belongs to the number.
+  if (p < end && *p == '.' && !(end - p >= 2 && p[1] == '.')) {
+    ++p;
+    while (p < end && IsDigit(*p)) ++p;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    const char* k = p + 1;
+    if (k < end && (*k == '+' || *k == '-')) ++k;
+    if (k < end && IsDigit(*k)) {
+      p = k;
+      while (p < end && IsDigit(*p)) ++p;
     }
-    int dollar = SkipDollarQuoted();
-    if (dollar > 0) return Make(K::kString, begin);
-    if (dollar < 0) return Fail(begin);
-    ++pos_;
-    return Make(K::kOther, begin);
   }
-  if (IsIdentStart(c)) {
-    while (pos_ < limit_ && IsIdentCont(sql_[pos_])) ++pos_;
-    return Make(K::kWord, begin);
-  }
-  if (IsDigit(c) || (c == '.' && IsDigit(next))) {
-    while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
-    // "1..2" is 1 followed by ".." in PostgreSQL; only a single '.' belongs to the number.
-    if (pos_ < limit_ && sql_[pos_] == '.' && !(pos_ + 1 < limit_ && sql_[pos_ + 1] == '.')) {
-      ++pos_;
-      while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
-    }
-    if (pos_ < limit_ && (sql_[pos_] == 'e' || sql_[pos_] == 'E')) {
-      size_t k = pos_ + 1;
-      if (k < limit_ && (sql_[k] == '+' || sql_[k] == '-')) ++k;
-      if (k < limit_ && IsDigit(sql_[k])) {
-        pos_ = k;
-        while (pos_ < limit_ && IsDigit(sql_[pos_])) ++pos_;
-      }
-    }
-    return Make(K::kNumber, begin);
-  }
-  if (c == '(' || c == '[') {
-    ++pos_;
-    return Make(K::kOpen, begin);
-  }
-  if (c == ')' || c == ']') {
-    ++pos_;
-    return Make(K::kClose, begin);
-  }
-  if (c == ',') {
-    ++pos_;
-    return Make(K::kComma, begin);
-  }
-  if (c == ';') {
-    ++pos_;
-    return Make(K::kSemicolon, begin);
-  }
-  if (c == ':' && next == ':') {
-    pos_ += 2;
-    return Make(K::kOther, begin);
-  }
-  if (IsOpChar(c)) {
-    // An operator ends where a comment starts (scan.l trims "--" and "/*" from it).
-    ++pos_;
-    while (pos_ < limit_ && IsOpChar(sql_[pos_])) {
-      char a = sql_[pos_];
-      char b = pos_ + 1 < limit_ ? sql_[pos_ + 1] : '\0';
-      if ((a == '-' && b == '-') || (a == '/' && b == '*')) break;
-      ++pos_;
-    }
-    return Make(K::kOperator, begin);
-  }
-  ++pos_;
-  return Make(K::kOther, begin);
+  pos_ = static_cast<size_t>(p - base);
+  return SqlToken{SqlToken::Kind::kNumber, begin, pos_};
 }
 
 bool IsWord(std::string_view sql, const SqlToken& t, std::string_view keyword) {

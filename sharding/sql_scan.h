@@ -15,11 +15,47 @@
 // allocates nothing.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 namespace pgring::sharding {
+
+namespace scan_internal {
+
+// Character classes of scan.l, one table lookup per character.
+enum : uint8_t {
+  kSpace = 1,
+  kIdentStart = 2,  // ident_start [A-Za-z\200-\377_]
+  kIdentCont = 4,   // ident_cont adds [0-9$]
+  kTagCont = 8,     // dollar-quote tags are identifiers without '$'
+  kDigit = 16,
+  kOpChar = 32,
+};
+
+constexpr std::array<uint8_t, 256> MakeClasses() {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    uint8_t f = 0;
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') f |= kSpace;
+    const bool start = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+    const bool digit = c >= '0' && c <= '9';
+    if (start) f |= kIdentStart | kIdentCont | kTagCont;
+    if (digit) f |= kDigit | kIdentCont | kTagCont;
+    if (c == '$') f |= kIdentCont;
+    if (std::string_view("+-*/<>=~!@#%^&|`?").find(static_cast<char>(c)) != std::string_view::npos) {
+      f |= kOpChar;
+    }
+    t[static_cast<size_t>(c)] = f;
+  }
+  return t;
+}
+inline constexpr std::array<uint8_t, 256> kClasses = MakeClasses();
+
+inline bool Is(char c, uint8_t cls) { return (kClasses[static_cast<unsigned char>(c)] & cls) != 0; }
+
+}  // namespace scan_internal
 
 struct SqlToken {
   enum class Kind : uint8_t {
@@ -53,8 +89,12 @@ class SqlScanner {
   SqlToken Next();
 
  private:
+  // Everything but white space followed by a plain word (which Next scans inline).
+  SqlToken NextSlow();
   SqlToken Make(SqlToken::Kind kind, size_t begin);
   SqlToken Fail(size_t begin);
+  // A number starting at `begin` (a digit, or '.' and a digit).
+  SqlToken Number(size_t begin);
   // Skips white space and comments; false on an unterminated block comment.
   bool SkipSpace();
   // The body of a quoted token whose opening quote `q` is at pos_; `backslash` enables
@@ -70,6 +110,26 @@ class SqlScanner {
   size_t limit_;
   bool done_ = false;
 };
+
+inline SqlToken SqlScanner::Next() {
+  using scan_internal::Is;
+  if (!done_) {
+    const char* const base = sql_.data();
+    const char* const end = base + limit_;
+    const char* p = base + pos_;
+    while (p < end && Is(*p, scan_internal::kSpace)) ++p;
+    pos_ = static_cast<size_t>(p - base);
+    // A word, unless a quote or '&' follows its first letter (E'', B'', U&"", ...).
+    if (end - p >= 2 && Is(p[0], scan_internal::kIdentStart) && p[1] != '\'' && p[1] != '&') {
+      const size_t begin = pos_;
+      ++p;
+      while (p < end && Is(*p, scan_internal::kIdentCont)) ++p;
+      pos_ = static_cast<size_t>(p - base);
+      return SqlToken{SqlToken::Kind::kWord, begin, pos_};
+    }
+  }
+  return NextSlow();
+}
 
 // True if `t` is the unquoted word `keyword` (given in lower case), compared ignoring ASCII
 // case as PostgreSQL compares keywords.
