@@ -463,24 +463,31 @@ void ClientSession::EnsureUnnamed(ServerLink& link) {
 }
 
 awaitable<void> ClientSession::SendDeferredParse(ServerLink& link) {
-  if (!deferred_parse_) co_return;
-  ClientStatement cs = std::move(*deferred_parse_);
+  if (SendDeferredParseNow(link)) co_return;
+  // The connection has the statement already: pgring answers ParseComplete itself.
   deferred_parse_.reset();
+  link.unsynced = true;
+  worker_.counters().Add(worker_.counters().prepare_hits);
+  co_await Answer(MessageBytes(protocol::WriteParseComplete), std::move(deferred_parse_name_));
+}
+
+bool ClientSession::SendDeferredParseNow(ServerLink& link) {
+  if (!deferred_parse_) return true;
+  const ClientStatement& cs = *deferred_parse_;
+  if (!cs.unnamed && link.conn->HasPrepared(cs.stmt->id)) return false;
   link.unsynced = true;
   if (cs.unnamed) {
     protocol::WriteParse(link.out, "", cs.stmt->query, cs.stmt->param_types);
     link.conn->unnamed_id = unnamed_id_;
-  } else if (link.conn->HasPrepared(cs.stmt->id)) {
-    worker_.counters().Add(worker_.counters().prepare_hits);
-    co_await Answer(MessageBytes(protocol::WriteParseComplete), std::move(deferred_parse_name_));
-    co_return;
+    Push(link, Pending::Kind::kParse);
   } else {
     protocol::WriteParse(link.out, cs.stmt->server_name, cs.stmt->query, cs.stmt->param_types);
     link.conn->AddPrepared(cs.stmt->id);
     worker_.counters().Add(worker_.counters().prepares);
+    Push(link, Pending::Kind::kParse, cs.stmt->id, std::move(deferred_parse_name_));
   }
-  Push(link, Pending::Kind::kParse, cs.unnamed ? 0 : cs.stmt->id,
-       cs.unnamed ? std::string() : std::move(deferred_parse_name_));
+  deferred_parse_.reset();
+  return true;
 }
 
 // ---- Routing ------------------------------------------------------------------------------
@@ -753,7 +760,10 @@ bool ClientSession::SyncLinks() {
 }
 
 std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Frame& f) {
-  if (copy_in_ || deferred_parse_ || gather_open_) return std::nullopt;
+  if (copy_in_ || gather_open_) return std::nullopt;
+  if (f.type == fe::kBind) return skip_until_sync_ ? std::nullopt : BindNow(f);
+  if (f.type == fe::kParse) return skip_until_sync_ || deferred_parse_ ? std::nullopt : ParseNow(f);
+  if (deferred_parse_) return std::nullopt;
   if (f.type == fe::kQuery) return skip_until_sync_ ? std::nullopt : QueryNow(f);
   if (f.type == fe::kSync) {
     bool unsynced = false;
@@ -792,6 +802,31 @@ std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Fram
   }
   SendPortalMessage(*links_[target->shard], f, kind);
   return Flow::kContinue;
+}
+
+std::optional<ClientSession::Flow> ClientSession::ParseNow(const protocol::Frame& f) {
+  auto p = protocol::ParseParse(f.body);
+  if (!p || (!p->name.empty() && statements_.contains(p->name))) return std::nullopt;
+  auto stmt = worker_.statements().Intern(*p);
+  if (!stmt->analysis) {
+    auto a = Analyze(stmt->query);
+    if (!a.ok()) return std::nullopt;  // HandleMessage answers the error
+    stmt->analysis = std::move(*a);
+  }
+  DeferParse(std::string(p->name), std::move(stmt));
+  return Flow::kContinue;
+}
+
+void ClientSession::DeferParse(std::string name, std::shared_ptr<const PreparedStatement> stmt) {
+  ClientStatement cs{std::move(stmt), name.empty()};
+  if (name.empty()) {
+    unnamed_ = cs;
+    unnamed_id_ = worker_.NextUnnamedId();
+  } else {
+    statements_.emplace(name, cs);
+  }
+  deferred_parse_ = std::move(cs);
+  deferred_parse_name_ = std::move(name);
 }
 
 void ClientSession::SendPortalMessage(ServerLink& link, const protocol::Frame& f,
@@ -886,15 +921,7 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
         }
         stmt->analysis = std::move(*a);
       }
-      ClientStatement cs{stmt, name.empty()};
-      if (name.empty()) {
-        unnamed_ = cs;
-        unnamed_id_ = worker_.NextUnnamedId();
-      } else {
-        statements_.emplace(name, cs);
-      }
-      deferred_parse_ = std::move(cs);
-      deferred_parse_name_ = std::move(name);
+      DeferParse(std::move(name), std::move(stmt));
       co_return Flow::kContinue;
     }
     case fe::kBind: {

@@ -277,6 +277,15 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> FailCopyIn(const absl::Status& st);
   awaitable<void> EndCopyIn();
   awaitable<Flow> OnBind(const protocol::Frame& f, const protocol::Bind& b);
+  // Parse, and a Bind to one shard whose connection is at hand, without a coroutine frame
+  // when nothing needs an answer from pgring or a wait; otherwise nullopt (HandleMessage).
+  std::optional<Flow> ParseNow(const protocol::Frame& f);
+  std::optional<Flow> BindNow(const protocol::Frame& f);
+  // Records a Parse to send with the next request (SendDeferredParse).
+  void DeferParse(std::string name, std::shared_ptr<const PreparedStatement> stmt);
+  // Sends a Bind of `stmt` on `link` (after its deferred Parse) and records its portal.
+  void SendBind(ServerLink& link, const protocol::Frame& f, const protocol::Bind& b,
+                const ClientStatement& stmt, const sharding::Statement* s);
   awaitable<Flow> OnStatementMessage(const protocol::Frame& f, char type, std::string_view name);
   // Records where a Bind sent its portal (`name` empty: the unnamed portal).
   void SetPortal(std::string_view name, const PortalTarget& target);
@@ -348,6 +357,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Sends the Parse the client sent before this request (its ParseComplete may be answered
   // by pgring when the server has the statement already).
   awaitable<void> SendDeferredParse(ServerLink& link);
+  // SendDeferredParse when pgring need not answer: false if it must.
+  bool SendDeferredParseNow(ServerLink& link);
   void NoteStatementText(ServerLink& link, std::string_view sql);
   // The same for a prepared statement, whose text is checked once.
   void NotePreparedText(ServerLink& link, const PreparedStatement& stmt);

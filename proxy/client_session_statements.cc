@@ -605,6 +605,53 @@ awaitable<void> ClientSession::OnCopyMessage(const protocol::Frame& f) {
   }
 }
 
+std::optional<ClientSession::Flow> ClientSession::BindNow(const protocol::Frame& f) {
+  auto b = protocol::ParseBind(f.body);
+  if (!b || client_tx_status_ == 'E') return std::nullopt;
+  const ClientStatement* cs = nullptr;
+  if (b->statement.empty()) {
+    if (unnamed_.stmt) cs = &unnamed_;
+  } else if (auto it = statements_.find(b->statement); it != statements_.end()) {
+    cs = &it->second;
+  }
+  if (cs == nullptr || cs->stmt->analysis->statements.size() != 1) return std::nullopt;
+  const ClientStatement stmt = *cs;  // statements_ may change below
+  const sharding::Statement& s = stmt.stmt->analysis->statements[0];
+  auto params = protocol::ParseBindParams(b->rest);
+  if (!params) return std::nullopt;
+  if (!holds_server()) topology_ = worker_.topology();
+  auto plan = Route(s, &*params, stmt.stmt->param_types);
+  if (!plan.ok() || plan->kind == sharding::RouteKind::kLocal ||
+      LocalTransaction(s, holds_server())) {
+    return std::nullopt;
+  }
+  auto single = SingleTarget(*plan);
+  if (!single || !UseNow(*single) || !SendDeferredParseNow(*links_[*single])) return std::nullopt;
+  SendBind(*links_[*single], f, *b, stmt, &s);
+  return Flow::kContinue;
+}
+
+void ClientSession::SendBind(ServerLink& l, const protocol::Frame& f, const protocol::Bind& b,
+                             const ClientStatement& stmt, const sharding::Statement* s) {
+  NotePreparedText(l, *stmt.stmt);
+  if (s != nullptr && s->kind == sharding::StatementKind::kTransaction &&
+      s->txn_op == sharding::TransactionOp::kBegin && deferred_begin_.empty()) {
+    deferred_begin_ = stmt.stmt->query;
+  }
+  l.unsynced = true;
+  if (stmt.unnamed) {
+    EnsureUnnamed(l);
+    l.out.Append(f.raw);
+  } else {
+    EnsurePrepared(l, *stmt.stmt);
+    protocol::WriteBind(l.out, b.portal, stmt.stmt->server_name, b.rest);
+  }
+  Push(l, Pending::Kind::kBind);
+  PortalTarget target;
+  target.shard = l.shard;
+  SetPortal(b.portal, target);
+}
+
 awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
                                                      const protocol::Bind& b) {
   using sharding::RouteKind;
@@ -675,25 +722,8 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
       deferred_parse_.reset();
       co_return Flow::kContinue;
     }
-    auto& l = *target_link;
-    co_await SendDeferredParse(l);
-    NotePreparedText(l, *stmt.stmt);
-    if (s != nullptr && s->kind == sharding::StatementKind::kTransaction &&
-        s->txn_op == sharding::TransactionOp::kBegin && deferred_begin_.empty()) {
-      deferred_begin_ = stmt.stmt->query;
-    }
-    l.unsynced = true;
-    if (stmt.unnamed) {
-      EnsureUnnamed(l);
-      l.out.Append(f.raw);
-    } else {
-      EnsurePrepared(l, *stmt.stmt);
-      protocol::WriteBind(l.out, b.portal, stmt.stmt->server_name, b.rest);
-    }
-    Push(l, Pending::Kind::kBind);
-    PortalTarget target;
-    target.shard = *single;
-    SetPortal(b.portal, target);
+    co_await SendDeferredParse(*target_link);
+    SendBind(*target_link, f, b, stmt, s);
     co_return Flow::kContinue;
   }
 
