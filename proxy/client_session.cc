@@ -416,6 +416,34 @@ awaitable<bool> ClientSession::WriteClient(std::span<const std::byte> bytes) {
   co_return !ec;
 }
 
+bool ClientSession::CanWriteClientNow() {
+  return !client_write_.locked() && BusyLink() == nullptr;
+}
+
+void ClientSession::WriteClientNow(std::span<const std::byte> bytes) {
+  client_write_.TryLock();
+  worker_.counters().Add(worker_.counters().bytes_sent, bytes.size());
+  if (auto ec = stream_.WriteNow(bytes)) {
+    client_gone_ = true;
+  } else if (!bytes.empty()) {
+    // The socket took part of it (or the stream is TLS): a coroutine writes the rest,
+    // holding the lock until it is done.
+    asio::co_spawn(worker_.io(),
+                   WriteClientRest(shared_from_this(), {bytes.begin(), bytes.end()}),
+                   LogEnd("client write"));
+    return;
+  }
+  client_write_.Unlock();
+}
+
+awaitable<void> ClientSession::WriteClientRest(std::shared_ptr<ClientSession> self,
+                                               std::vector<std::byte> rest) {
+  (void)self;  // keeps the session alive while the write runs
+  auto ec = co_await stream_.WriteAll(rest);
+  client_write_.Unlock();
+  if (ec) client_gone_ = true;
+}
+
 void ClientSession::NotePreparedText(ServerLink& link, const PreparedStatement& stmt) {
   if (!stmt.may_change_session) stmt.may_change_session = MayChangeSession(stmt.query);
   if (*stmt.may_change_session) NoteStatementText(link, stmt.query);

@@ -257,6 +257,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::optional<Flow> QueryNow(const protocol::Frame& f);
   awaitable<void> OnQuery(const protocol::Frame& f, std::string_view sql, QueryPlan q);
   awaitable<bool> RunLocal(const sharding::Statement& s, bool extended);
+  // Applies a BEGIN/COMMIT/ROLLBACK pgring answers itself and writes its answer, without
+  // ReadyForQuery, to `out`; false if `s` is not one of those.
+  bool AnswerTransaction(const sharding::Statement& s, std::string_view text,
+                         protocol::Buffer& out);
   // BEGIN/COMMIT/ROLLBACK with no connection held; `text` is the statement as written
   // (a BEGIN's options are replayed with it).
   awaitable<bool> RunTransactionLocally(const sharding::Statement& s, std::string_view text);
@@ -374,6 +378,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void Kick(ServerLink& link);
   void CancelOn(const ServerConnection& conn);
   awaitable<bool> WriteClient(std::span<const std::byte> bytes);
+  // Whether pgring may answer the client now: nothing else is writing to it and no server
+  // answer is due before pgring's.
+  bool CanWriteClientNow();
+  // Writes when CanWriteClientNow(): what the socket does not take at once is written by
+  // WriteClientRest, which holds the client's write lock until it is done.
+  void WriteClientNow(std::span<const std::byte> bytes);
+  awaitable<void> WriteClientRest(std::shared_ptr<ClientSession> self,
+                                  std::vector<std::byte> rest);
 
   // Members are grouped by size: an idle client costs about this object, so it is kept
   // small (pure per-statement scratch lives elsewhere).

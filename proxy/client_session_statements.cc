@@ -68,8 +68,15 @@ awaitable<bool> ClientSession::RunLocal(const sharding::Statement& s, bool exten
 // BEGIN, COMMIT and ROLLBACK while the client holds no server connection.
 awaitable<bool> ClientSession::RunTransactionLocally(const sharding::Statement& s,
                                                      std::string_view text) {
-  using sharding::TransactionOp;
   protocol::Buffer out;
+  if (!AnswerTransaction(s, text, out)) co_return false;
+  co_await Answer(BufferBytes(out));
+  co_return true;
+}
+
+bool ClientSession::AnswerTransaction(const sharding::Statement& s, std::string_view text,
+                                      protocol::Buffer& out) {
+  using sharding::TransactionOp;
   switch (s.txn_op) {
     case TransactionOp::kBegin:
       if (client_tx_status_ != 'I') {
@@ -96,10 +103,9 @@ awaitable<bool> ClientSession::RunTransactionLocally(const sharding::Statement& 
       txn_shard_key_.reset();
       break;
     default:
-      co_return false;
+      return false;
   }
-  co_await Answer(BufferBytes(out));
-  co_return true;
+  return true;
 }
 
 // Whether pgring answers a transaction-control statement itself: no server connection is
@@ -243,12 +249,25 @@ std::optional<ClientSession::Flow> ClientSession::QueryNow(const protocol::Frame
       if (s.kind == sharding::StatementKind::kDeallocate) return true;
     return false;
   };
-  if (q.error.ok() && client_tx_status_ != 'E' && !deallocates() && !AnsweredLocally(q)) {
-    if (auto one = WholeTarget(q); one && UseNow(*one)) {
+  if (q.error.ok() && client_tx_status_ != 'E' && !deallocates()) {
+    if (!AnsweredLocally(q)) {
+      if (auto one = WholeTarget(q); one && UseNow(*one)) {
+        worker_.counters().Add(worker_.counters().queries);
+        cycle_failed_ = false;
+        SendQuery(*links_[*one], f, query->sql, q);
+        return Flow::kContinue;
+      }
+    } else if (const auto& s = q.analysis->statements[0];
+               LocalTransaction(s, holds_server()) && CanWriteClientNow()) {
+      // BEGIN/COMMIT/ROLLBACK answered by pgring, with its ReadyForQuery, in one write.
       worker_.counters().Add(worker_.counters().queries);
       cycle_failed_ = false;
-      SendQuery(*links_[*one], f, query->sql, q);
-      return Flow::kContinue;
+      protocol::Buffer out;
+      if (AnswerTransaction(s, query->sql.substr(q.ranges[0].first, q.ranges[0].second), out)) {
+        protocol::WriteReadyForQuery(out, client_tx_status_);
+        WriteClientNow(out.Readable());
+        return Flow::kContinue;
+      }
     }
   }
   // HandleMessage runs the Query with this plan.
