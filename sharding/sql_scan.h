@@ -89,7 +89,7 @@ class SqlScanner {
   SqlToken Next();
 
  private:
-  // Everything but white space followed by a plain word (which Next scans inline).
+  // Next for the tokens it does not scan inline.
   SqlToken NextSlow();
   SqlToken Make(SqlToken::Kind kind, size_t begin);
   SqlToken Fail(size_t begin);
@@ -112,6 +112,9 @@ class SqlScanner {
 };
 
 inline SqlToken SqlScanner::Next() {
+  // The usual tokens inline: white space, then a plain word, an integer, a one-character
+  // operator or punctuation. Everything else (and the text's last byte) takes NextSlow.
+  using K = SqlToken::Kind;
   using scan_internal::Is;
   if (!done_) {
     const char* const base = sql_.data();
@@ -119,13 +122,56 @@ inline SqlToken SqlScanner::Next() {
     const char* p = base + pos_;
     while (p < end && Is(*p, scan_internal::kSpace)) ++p;
     pos_ = static_cast<size_t>(p - base);
-    // A word, unless a quote or '&' follows its first letter (E'', B'', U&"", ...).
-    if (end - p >= 2 && Is(p[0], scan_internal::kIdentStart) && p[1] != '\'' && p[1] != '&') {
+    if (end - p >= 2) {
       const size_t begin = pos_;
-      ++p;
-      while (p < end && Is(*p, scan_internal::kIdentCont)) ++p;
-      pos_ = static_cast<size_t>(p - base);
-      return SqlToken{SqlToken::Kind::kWord, begin, pos_};
+      const char c = p[0];
+      const char next = p[1];
+      if (Is(c, scan_internal::kIdentStart)) {
+        // A word, unless a quote or '&' follows its first letter (E'', B'', U&"", ...).
+        if (next != '\'' && next != '&') {
+          ++p;
+          while (p < end && Is(*p, scan_internal::kIdentCont)) ++p;
+          pos_ = static_cast<size_t>(p - base);
+          return SqlToken{K::kWord, begin, pos_};
+        }
+      } else if (Is(c, scan_internal::kDigit)) {
+        const char* q = p + 1;
+        while (q < end && Is(*q, scan_internal::kDigit)) ++q;
+        if (q == end || (*q != '.' && *q != 'e' && *q != 'E')) {
+          pos_ = static_cast<size_t>(q - base);
+          return SqlToken{K::kNumber, begin, pos_};
+        }
+      } else if (Is(c, scan_internal::kOpChar)) {
+        // One operator character ("--" and "/*" start comments: NextSlow).
+        if (!Is(next, scan_internal::kOpChar)) {
+          pos_ = begin + 1;
+          return SqlToken{K::kOperator, begin, pos_};
+        }
+      } else {
+        K kind = K::kEnd;
+        switch (c) {
+          case '(':
+          case '[':
+            kind = K::kOpen;
+            break;
+          case ')':
+          case ']':
+            kind = K::kClose;
+            break;
+          case ',':
+            kind = K::kComma;
+            break;
+          case ';':
+            kind = K::kSemicolon;
+            break;
+          default:
+            break;
+        }
+        if (kind != K::kEnd) {
+          pos_ = begin + 1;
+          return SqlToken{kind, begin, pos_};
+        }
+      }
     }
   }
   return NextSlow();
