@@ -1447,18 +1447,6 @@ class Planner {
       uses.push_back(std::move(u));
     }
     if (uses.empty()) return NoTables(s, "the statement names no table");
-    // Only tables pgring does not shard: the default shard holds them all, whatever the
-    // statement's values or hint (the general path below gives the same plan).
-    if (!in_.explain && std::all_of(uses.begin(), uses.end(), [](const TableUse& u) {
-          return u.cls == TableClass::kUnknown;
-        })) {
-      absl::StatusOr<ShardId> d = UnknownTableShard(*uses[0].ref);
-      if (!d.ok()) return d.status();
-      RoutePlan p = Base(RouteKind::kDefault);
-      p.shards = {*d};
-      p.is_write = s.writes;
-      return p;
-    }
 
     const bool insert_values =
         s.kind == StatementKind::kInsert && s.insert && !s.insert->from_select;
@@ -1796,8 +1784,35 @@ std::string_view ToString(RouteKind kind) {
   return "unknown";
 }
 
+// DML that names only tables pgring does not shard runs on the default shard, whatever its
+// values or hint: the planner's general path gives the same plan, at several times the cost.
+static std::optional<ShardId> UnconfiguredTablesOnly(const Statement& s, const TableMap& tables,
+                                                     const Ring& ring) {
+  if (s.kind != StatementKind::kSelect && s.kind != StatementKind::kInsert &&
+      s.kind != StatementKind::kUpdate && s.kind != StatementKind::kDelete) {
+    return std::nullopt;
+  }
+  if (tables.default_shard().empty()) return std::nullopt;
+  bool named = false;
+  for (const TableRef& t : s.tables) {
+    if (t.name.empty()) continue;
+    if (tables.Classify(t.schema, t.name) != TableClass::kUnknown) return std::nullopt;
+    named = true;
+  }
+  return named ? ring.FindShard(tables.default_shard()) : std::nullopt;
+}
+
 absl::StatusOr<RoutePlan> Router::Route(const Statement& statement, const TableMap& tables,
                                         const Ring& ring, const RouteInputs& inputs) {
+  if (!inputs.explain) {
+    if (std::optional<ShardId> id = UnconfiguredTablesOnly(statement, tables, ring)) {
+      absl::StatusOr<RoutePlan> plan(absl::in_place);
+      plan->kind = RouteKind::kDefault;
+      plan->shards = {*id};
+      plan->is_write = statement.writes;
+      return plan;
+    }
+  }
   std::optional<Hint> hint;
   if (statement.hint_shard_key) {
     hint = Hint{*statement.hint_shard_key, "statement comment"};
