@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "sharding/analyzer.h"
+#include "sharding/string_map.h"
 
 namespace pgring::sharding {
 
@@ -53,7 +54,7 @@ class AnalyzerCache {
   // Most recently used first. The map's keys view the strings owned by the list nodes,
   // which never move.
   std::list<Entry> lru_;
-  absl::flat_hash_map<std::string_view, std::list<Entry>::iterator> index_;
+  absl::flat_hash_map<std::string_view, std::list<Entry>::iterator, ViewHash, ViewEq> index_;
 };
 
 }  // namespace pgring::sharding
