@@ -291,10 +291,7 @@ conf::Duration ClientSession::WaitDeadline(std::string_view* setting) const {
     if (setting != nullptr) *setting = "client_idle_timeout";
     return pool.client_idle_timeout;
   }
-  for (const auto& l : links_) {
-    if (l && l->conn && !l->pending.empty()) return conf::Duration{0};  // an answer is due
-  }
-  if (client_tx_status_ == 'I') return conf::Duration{0};
+  if (BusyLink() != nullptr || client_tx_status_ == 'I') return conf::Duration{0};
   if (setting != nullptr) *setting = "idle_in_transaction_timeout";
   return pool.idle_in_transaction_timeout;
 }
@@ -364,8 +361,8 @@ void ClientSession::Push(ServerLink& link, Pending::Kind kind, uint64_t stmt_id,
   link.pending.push_back(std::move(p));
 }
 
-ClientSession::ServerLink* ClientSession::BusyLink() {
-  for (auto& l : links_) {
+ClientSession::ServerLink* ClientSession::BusyLink() const {
+  for (const auto& l : links_) {
     if (l && l->conn && !l->pending.empty()) return l.get();
   }
   return nullptr;
@@ -416,7 +413,7 @@ awaitable<bool> ClientSession::WriteClient(std::span<const std::byte> bytes) {
   co_return !ec;
 }
 
-bool ClientSession::CanWriteClientNow() {
+bool ClientSession::CanWriteClientNow() const {
   return !client_write_.locked() && BusyLink() == nullptr;
 }
 
@@ -835,14 +832,27 @@ std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Fram
 std::optional<ClientSession::Flow> ClientSession::ParseNow(const protocol::Frame& f) {
   auto p = protocol::ParseParse(f.body);
   if (!p || (!p->name.empty() && statements_.contains(p->name))) return std::nullopt;
-  auto stmt = worker_.statements().Intern(*p);
+  auto stmt = InternParse(*p);
+  if (!stmt.ok()) return std::nullopt;  // HandleMessage answers the error
+  DeferParse(std::string(p->name), *std::move(stmt));
+  return Flow::kContinue;
+}
+
+absl::StatusOr<std::shared_ptr<const PreparedStatement>> ClientSession::InternParse(
+    const protocol::Parse& p) {
+  auto stmt = worker_.statements().Intern(p);
   if (!stmt->analysis) {
     auto a = Analyze(stmt->query);
-    if (!a.ok()) return std::nullopt;  // HandleMessage answers the error
+    if (!a.ok()) return a.status();
     stmt->analysis = std::move(*a);
   }
-  DeferParse(std::string(p->name), std::move(stmt));
-  return Flow::kContinue;
+  return stmt;
+}
+
+const ClientSession::ClientStatement* ClientSession::FindStatement(std::string_view name) const {
+  if (name.empty()) return unnamed_.stmt ? &unnamed_ : nullptr;
+  auto it = statements_.find(name);
+  return it != statements_.end() ? &it->second : nullptr;
 }
 
 void ClientSession::DeferParse(std::string name, std::shared_ptr<const PreparedStatement> stmt) {
@@ -940,16 +950,12 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
                              true);
         co_return Flow::kContinue;
       }
-      auto stmt = worker_.statements().Intern(*p);
-      if (!stmt->analysis) {
-        auto a = Analyze(stmt->query);
-        if (!a.ok()) {
-          co_await AnswerError(a.status(), true);
-          co_return Flow::kContinue;
-        }
-        stmt->analysis = std::move(*a);
+      auto stmt = InternParse(*p);
+      if (!stmt.ok()) {
+        co_await AnswerError(stmt.status(), true);
+        co_return Flow::kContinue;
       }
-      DeferParse(std::move(name), std::move(stmt));
+      DeferParse(std::move(name), *std::move(stmt));
       co_return Flow::kContinue;
     }
     case fe::kBind: {

@@ -34,6 +34,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "protocol/buffer.h"
 #include "protocol/frame.h"
@@ -285,8 +286,17 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // when nothing needs an answer from pgring or a wait; otherwise nullopt (HandleMessage).
   std::optional<Flow> ParseNow(const protocol::Frame& f);
   std::optional<Flow> BindNow(const protocol::Frame& f);
+  // The statement of a Parse, analyzed (once per worker); the analysis error otherwise.
+  absl::StatusOr<std::shared_ptr<const PreparedStatement>> InternParse(const protocol::Parse& p);
   // Records a Parse to send with the next request (SendDeferredParse).
   void DeferParse(std::string name, std::shared_ptr<const PreparedStatement> stmt);
+  // The client's prepared statement `name` ("" the unnamed one); null if there is none.
+  const ClientStatement* FindStatement(std::string_view name) const;
+  // Sends the client's message `f` about its statement `stmt` on `link`: as it is for the
+  // unnamed statement (re-parsed there first when needed), else written by `write_named`
+  // with the server-side name (prepared there first when needed).
+  void SendForStatement(ServerLink& link, const protocol::Frame& f, const ClientStatement& stmt,
+                        Pending::Kind kind, absl::FunctionRef<void()> write_named);
   // Sends a Bind of `stmt` on `link` (after its deferred Parse) and records its portal.
   void SendBind(ServerLink& link, const protocol::Frame& f, const protocol::Bind& b,
                 const ClientStatement& stmt, const sharding::Statement* s);
@@ -352,7 +362,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Request-side helpers (reader).
   void Push(ServerLink& link, Pending::Kind kind, uint64_t stmt_id = 0,
             std::string client_stmt = {});
-  ServerLink* BusyLink();
+  ServerLink* BusyLink() const;  // a held link with requests in flight
   awaitable<void> Answer(std::string bytes, std::string client_stmt = {});
   awaitable<void> AnswerError(const absl::Status& st, bool extended);
   awaitable<void> AnswerReady();
@@ -380,7 +390,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<bool> WriteClient(std::span<const std::byte> bytes);
   // Whether pgring may answer the client now: nothing else is writing to it and no server
   // answer is due before pgring's.
-  bool CanWriteClientNow();
+  bool CanWriteClientNow() const;
   // Writes when CanWriteClientNow(): what the socket does not take at once is written by
   // WriteClientRest, which holds the client's write lock until it is done.
   void WriteClientNow(std::span<const std::byte> bytes);

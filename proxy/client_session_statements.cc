@@ -627,12 +627,7 @@ awaitable<void> ClientSession::OnCopyMessage(const protocol::Frame& f) {
 std::optional<ClientSession::Flow> ClientSession::BindNow(const protocol::Frame& f) {
   auto b = protocol::ParseBind(f.body);
   if (!b || client_tx_status_ == 'E') return std::nullopt;
-  const ClientStatement* cs = nullptr;
-  if (b->statement.empty()) {
-    if (unnamed_.stmt) cs = &unnamed_;
-  } else if (auto it = statements_.find(b->statement); it != statements_.end()) {
-    cs = &it->second;
-  }
+  const ClientStatement* cs = FindStatement(b->statement);
   if (cs == nullptr || cs->stmt->analysis->statements.size() != 1) return std::nullopt;
   const ClientStatement stmt = *cs;  // statements_ may change below
   const sharding::Statement& s = stmt.stmt->analysis->statements[0];
@@ -657,29 +652,32 @@ void ClientSession::SendBind(ServerLink& l, const protocol::Frame& f, const prot
       s->txn_op == sharding::TransactionOp::kBegin && deferred_begin_.empty()) {
     deferred_begin_ = stmt.stmt->query;
   }
+  SendForStatement(l, f, stmt, Pending::Kind::kBind, [&] {
+    protocol::WriteBind(l.out, b.portal, stmt.stmt->server_name, b.rest);
+  });
+  PortalTarget target;
+  target.shard = l.shard;
+  SetPortal(b.portal, target);
+}
+
+void ClientSession::SendForStatement(ServerLink& l, const protocol::Frame& f,
+                                     const ClientStatement& stmt, Pending::Kind kind,
+                                     absl::FunctionRef<void()> write_named) {
   l.unsynced = true;
   if (stmt.unnamed) {
     EnsureUnnamed(l);
     l.out.Append(f.raw);
   } else {
     EnsurePrepared(l, *stmt.stmt);
-    protocol::WriteBind(l.out, b.portal, stmt.stmt->server_name, b.rest);
+    write_named();
   }
-  Push(l, Pending::Kind::kBind);
-  PortalTarget target;
-  target.shard = l.shard;
-  SetPortal(b.portal, target);
+  Push(l, kind);
 }
 
 awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
                                                      const protocol::Bind& b) {
   using sharding::RouteKind;
-  const ClientStatement* cs = nullptr;
-  if (b.statement.empty()) {
-    if (unnamed_.stmt) cs = &unnamed_;
-  } else if (auto it = statements_.find(b.statement); it != statements_.end()) {
-    cs = &it->second;
-  }
+  const ClientStatement* cs = FindStatement(b.statement);
   if (cs == nullptr) {
     deferred_parse_.reset();
     co_await AnswerError(SqlError(absl::StatusCode::kNotFound, "26000",
@@ -841,12 +839,7 @@ awaitable<ClientSession::Flow> ClientSession::OnStatementMessage(const protocol:
     co_await Answer(MessageBytes(protocol::WriteCloseComplete));
     co_return Flow::kContinue;
   }
-  const ClientStatement* cs = nullptr;
-  if (name.empty()) {
-    if (unnamed_.stmt) cs = &unnamed_;
-  } else if (auto it = statements_.find(name); it != statements_.end()) {
-    cs = &it->second;
-  }
+  const ClientStatement* cs = FindStatement(name);
   if (cs == nullptr) {
     co_await AnswerError(SqlError(absl::StatusCode::kNotFound, "26000",
                                   Cat("prepared statement \"", name, "\" does not exist")),
@@ -858,15 +851,8 @@ awaitable<ClientSession::Flow> ClientSession::OnStatementMessage(const protocol:
   auto* target_link = UseNow(shard) ? link(shard) : co_await UseExtended(shard);
   if (target_link == nullptr) co_return Flow::kContinue;
   auto& l = *target_link;
-  l.unsynced = true;
-  if (stmt.unnamed) {
-    EnsureUnnamed(l);
-    l.out.Append(f.raw);
-  } else {
-    EnsurePrepared(l, *stmt.stmt);
-    protocol::WriteDescribe(l.out, 'S', stmt.stmt->server_name);
-  }
-  Push(l, Pending::Kind::kDescribe);
+  SendForStatement(l, f, stmt, Pending::Kind::kDescribe,
+                   [&] { protocol::WriteDescribe(l.out, 'S', stmt.stmt->server_name); });
   co_return Flow::kContinue;
 }
 

@@ -106,12 +106,10 @@ int SqlScanner::SkipDollarQuoted() {
 SqlToken SqlScanner::NextSlow() {
   using K = SqlToken::Kind;
   if (done_) return SqlToken{K::kEnd, limit_, limit_};
-  // White space (Next skipped most), comments, then the token.
+  // Comments (Next skipped the white space before them), then the token.
   const char* const base = sql_.data();
   const char* const end = base + limit_;
   const char* p = base + pos_;
-  while (p < end && IsSpace(*p)) ++p;
-  pos_ = static_cast<size_t>(p - base);
   if (end - p >= 2 && ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*'))) {
     if (!SkipSpace()) return Fail(pos_);
     p = base + pos_;
