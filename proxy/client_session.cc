@@ -209,6 +209,7 @@ awaitable<bool> ClientSession::Serve(ResumeAt at, boost::system::error_code ec) 
       }
       auto now = skip_now ? std::nullopt : HandleNow(r.frame);
       skip_now = false;
+      if (now == Flow::kQueued) co_return true;  // OnHandoff goes on
       auto flow = now ? *now : co_await HandleMessage(r.frame);
       in_.Consume(r.frame.size);
       if (flow == Flow::kClose) co_return false;
@@ -226,7 +227,7 @@ bool ClientSession::ReadsByCallback() const {
 void ClientSession::ReadClient() {
   waiting_ = true;
   auto room = in_.Prepare(16384);
-  stream_.socket().async_read_some(
+  stream_.socket().ReadWhenReady(
       asio::buffer(room.data(), room.size()),
       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
         self->OnClientRead(ec, n);
@@ -245,6 +246,10 @@ void ClientSession::OnClientRead(boost::system::error_code ec, size_t n) {
     Resume(ResumeAt::kReadEnded, ec);
     return;
   }
+  RunInput();
+}
+
+void ClientSession::RunInput() {
   for (;;) {
     auto r = protocol::ParseTypedFrame(in_.Readable());
     if (r.status == protocol::FrameStatus::kNeedMore) break;
@@ -252,11 +257,13 @@ void ClientSession::OnClientRead(boost::system::error_code ec, size_t n) {
       Resume(ResumeAt::kMessages);  // Serve answers it
       return;
     }
-    // HandleNow only continues (kClose comes from HandleMessage).
-    if (!HandleNow(r.frame)) {
+    // HandleNow continues or queues (kClose comes from HandleMessage).
+    const auto flow = HandleNow(r.frame);
+    if (!flow) {
       Resume(ResumeAt::kNeedsMessage);
       return;
     }
+    if (*flow == Flow::kQueued) return;  // OnHandoff goes on
     in_.Consume(r.frame.size);
   }
   if (!FlushServersNow() || client_gone_) {
@@ -633,7 +640,10 @@ awaitable<absl::Status> ClientSession::Use(std::span<const size_t> shards, bool*
 awaitable<absl::Status> ClientSession::Attach(size_t shard) {
   if (worker_.proxy().paused()) co_await worker_.WaitWhilePaused();
   spdlog::debug("client {}: acquiring a server connection to shard {}", cancel_key_.pid, shard);
-  auto acquired = co_await worker_.pool(shard).Acquire();
+  // A client QueueNow queued (and the pool sent on) has waited since then.
+  std::optional<Clock::time_point> queued_since;
+  if (queued_since_ != Clock::time_point{}) queued_since = std::exchange(queued_since_, {});
+  auto acquired = co_await worker_.pool(shard).Acquire(queued_since);
   if (!acquired.ok()) co_return acquired.status();
   AttachConnection(shard, std::move(*acquired));
   co_return absl::OkStatus();
@@ -650,6 +660,32 @@ bool ClientSession::UseNow(size_t shard) {
   if (!taken) return false;
   AttachConnection(shard, std::move(taken));
   return true;
+}
+
+bool ClientSession::QueueNow(size_t shard) {
+  if (gather_open_ || Held(shard) || worker_.proxy().paused()) return false;
+  for (const auto& l : links_) {
+    if (l && l->conn && l->busy()) return false;
+  }
+  const auto now = Clock::now();
+  auto handoff = [self = shared_from_this(), shard](std::unique_ptr<ServerConnection> conn) {
+    self->OnHandoff(shard, std::move(conn));
+  };
+  if (!worker_.pool(shard).Queue(std::move(handoff), now)) return false;
+  queued_since_ = now;
+  return true;
+}
+
+void ClientSession::OnHandoff(size_t shard, std::unique_ptr<ServerConnection> conn) {
+  if (!conn) {
+    Resume(ResumeAt::kNeedsMessage);  // Attach waits on in Acquire(queued_since_)
+    return;
+  }
+  // Like a connection Acquire hands a waiting coroutine: taken even if the client asked to
+  // close or PAUSE began meanwhile (the message runs, as it would have without the wait).
+  queued_since_ = {};
+  AttachConnection(shard, std::move(conn));
+  RunInput();
 }
 
 void ClientSession::AttachConnection(size_t shard, std::unique_ptr<ServerConnection> taken) {
@@ -1251,7 +1287,7 @@ void ClientSession::SpawnPump(ServerLink& link, PumpStep step, boost::system::er
 void ClientSession::ReadServer(ServerLink& link) {
   auto& in = link.conn->in();
   auto room = in.Prepare(16384);
-  link.conn->stream().socket().async_read_some(
+  link.conn->stream().socket().ReadWhenReady(
       asio::buffer(room.data(), room.size()),
       [self = shared_from_this(), &link](boost::system::error_code ec, size_t n) {
         self->OnServerRead(link, ec, n);

@@ -170,7 +170,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
     std::unique_ptr<sharding::CopySplitter> splitter;  // null: every shard gets every row
     std::vector<protocol::Buffer> parts;
   };
-  enum class Flow { kContinue, kClose };
+  // kQueued (HandleNow only): the message waits in the pool's queue for a server
+  // connection (QueueNow), not consumed; OnHandoff handles it again when one comes.
+  enum class Flow { kContinue, kClose, kQueued };
 
   awaitable<std::optional<ClientIdentity>> Handshake();
   // Settings from the startup packet, cancel key, ParameterStatus and ReadyForQuery.
@@ -206,6 +208,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool ReadsByCallback() const;
   void ReadClient();
   void OnClientRead(boost::system::error_code ec, size_t n);
+  // The read callback's message loop over in_ (HandleNow), then the flush and the next
+  // read (or Park, or Resume).
+  void RunInput();
   // The deadline of the wait for the client's next message (zero: none), and its setting.
   conf::Duration WaitDeadline(std::string_view* setting) const;
   awaitable<bool> WaitForClient();
@@ -322,6 +327,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // shard is held, or an idle connection is taken, and no other link is busy. False: call
   // Use().
   bool UseNow(size_t shard);
+  // UseNow's wait without a coroutine: when every connection to `shard` is busy and none
+  // can be opened, the client waits in the pool's queue (ServerPool::Queue) and the
+  // message is handled again by OnHandoff. False: call Use().
+  bool QueueNow(size_t shard);
+  // The pool's answer to QueueNow: a connection (attached, and the messages run again),
+  // or null (the message goes to HandleMessage, which waits in Acquire).
+  void OnHandoff(size_t shard, std::unique_ptr<ServerConnection> conn);
   // Takes `conn` as the shard's link and starts its pump.
   void AttachConnection(size_t shard, std::unique_ptr<ServerConnection> conn);
   awaitable<void> WaitQuiet(const std::function<bool()>& quiet);
@@ -433,6 +445,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::string application_name_;  // from the startup packet, for SHOW CLIENTS
   Clock::time_point connect_time_ = Clock::now();
   Clock::time_point request_time_ = Clock::now();
+  Clock::time_point queued_since_{};  // QueueNow's wait began (zero: not queued)
   int held_ = 0;  // links with a connection
   char client_tx_status_ = 'I';
   bool registered_ = false;

@@ -242,7 +242,8 @@ void ClientSession::SendQuery(ServerLink& l, const protocol::Frame& f, std::stri
 std::optional<ClientSession::Flow> ClientSession::QueryNow(const protocol::Frame& f) {
   auto query = protocol::ParseQuery(f.body);
   if (!query) return std::nullopt;
-  QueryPlan q = PlanQuery(query->sql);
+  // A Query that waited in the pool's queue (QueueNow) kept its plan.
+  QueryPlan q = planned_ ? std::move(*std::exchange(planned_, nullptr)) : PlanQuery(query->sql);
   // DEALLOCATE may name a protocol-level statement of the client (HandleMessage).
   const auto deallocates = [&] {
     for (const auto& s : q.analysis->statements)
@@ -256,6 +257,9 @@ std::optional<ClientSession::Flow> ClientSession::QueryNow(const protocol::Frame
         cycle_failed_ = false;
         SendQuery(*links_[*one], f, query->sql, q);
         return Flow::kContinue;
+      } else if (one && QueueNow(*one)) {
+        planned_ = std::make_unique<QueryPlan>(std::move(q));
+        return Flow::kQueued;
       }
     } else if (const auto& s = q.analysis->statements[0];
                LocalTransaction(s, holds_server()) && CanWriteClientNow()) {
@@ -640,7 +644,10 @@ std::optional<ClientSession::Flow> ClientSession::BindNow(const protocol::Frame&
     return std::nullopt;
   }
   auto single = SingleTarget(*plan);
-  if (!single || !UseNow(*single) || !SendDeferredParseNow(*links_[*single])) return std::nullopt;
+  if (single && !UseNow(*single)) {
+    return QueueNow(*single) ? std::optional(Flow::kQueued) : std::nullopt;
+  }
+  if (!single || !SendDeferredParseNow(*links_[*single])) return std::nullopt;
   SendBind(*links_[*single], f, *b, stmt, &s);
   return Flow::kContinue;
 }

@@ -61,10 +61,13 @@ std::unique_ptr<ServerConnection> ServerPool::TakeIdle() {
   return conn;
 }
 
-awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire() {
-  if (auto conn = TakeIdle()) co_return conn;
-  ++stats_.acquires;
-  const auto start = Clock::now();
+awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire(
+    std::optional<Clock::time_point> queued_since) {
+  if (!queued_since) {
+    if (auto conn = TakeIdle()) co_return conn;
+    ++stats_.acquires;
+  }
+  const auto start = queued_since ? *queued_since : Clock::now();
   const auto deadline = start + options_.wait_timeout;
   // The waiter keeps its place in the FIFO queue across retries.
   asio::steady_timer wake(ex_);
@@ -106,8 +109,13 @@ awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire
 
     // Wait for a release here, or for room given back by another worker's pool (asked
     // again now and then: the other pools shed only connections idle for a while).
-    if (hooks_.exhausted) hooks_.exhausted();
-    if (!place) place = waiters_.insert(waiters_.end(), Waiter{&wake, &slot, start});
+    AskOtherPools(now);
+    if (!place) {
+      place = waiters_.insert(waiters_.end(), Waiter{});
+      (*place)->wake = &wake;
+      (*place)->slot = &slot;
+      (*place)->since = start;
+    }
     (*place)->served = false;
     wake.expires_at(std::min(deadline, now + kShedRetry));
     co_await wake.async_wait(use_nothrow);
@@ -122,10 +130,72 @@ awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire
       "raise pool.size or pool.query_wait_timeout, or shorten long transactions");
 }
 
-ServerPool::Waiter* ServerPool::NextWaiter() {
-  for (auto& w : waiters_)
-    if (!w.served) return &w;
-  return nullptr;
+bool ServerPool::Queue(Handoff handoff, Clock::time_point since) {
+  if (!idle_.empty() && waiters_.empty()) return false;
+  // Room under the shard's limit: Acquire opens a connection (it takes the room itself).
+  if (budget_.used() < budget_.max()) return false;
+  ++stats_.acquires;
+  AskOtherPools(since);
+  Waiter w;
+  w.handoff = std::move(handoff);
+  w.since = since;
+  waiters_.push_back(std::move(w));
+  ++queued_;
+  StartQueueTimer();
+  return true;
+}
+
+void ServerPool::StartQueueTimer() {
+  if (queue_timer_armed_) return;
+  if (!queue_timer_) queue_timer_ = std::make_unique<asio::steady_timer>(ex_);
+  queue_timer_armed_ = true;
+  queue_timer_->expires_after(kShedRetry);
+  queue_timer_->async_wait([this](boost::system::error_code ec) {
+    queue_timer_armed_ = false;
+    if (ec) return;
+    const auto now = Clock::now();
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      auto w = it++;
+      if (!w->handoff || w->served || now - w->since < kShedRetry) continue;
+      auto handoff = std::move(w->handoff);
+      waiters_.erase(w);
+      --queued_;
+      asio::post(ex_, [h = std::move(handoff)]() mutable { h(nullptr); });
+    }
+    if (queued_ > 0) StartQueueTimer();
+  });
+}
+
+void ServerPool::AskOtherPools(Clock::time_point now) {
+  if (!hooks_.exhausted || now - asked_others_ < kShedAfterIdle) return;
+  asked_others_ = now;
+  hooks_.exhausted();
+}
+
+std::list<ServerPool::Waiter>::iterator ServerPool::NextWaiter() {
+  auto it = waiters_.begin();
+  while (it != waiters_.end() && it->served) ++it;
+  return it;
+}
+
+bool ServerPool::Serve(std::unique_ptr<ServerConnection>& conn) {
+  auto w = NextWaiter();
+  if (w == waiters_.end()) return false;
+  if (w->handoff) {
+    if (conn) {
+      stats_.total_wait_us +=
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - w->since).count();
+    }
+    auto handoff = std::move(w->handoff);
+    waiters_.erase(w);
+    --queued_;
+    asio::post(ex_, [h = std::move(handoff), c = std::move(conn)]() mutable { h(std::move(c)); });
+    return true;
+  }
+  if (conn) *w->slot = std::move(conn);  // an empty slot: it tries again to open one
+  w->served = true;
+  w->wake->cancel();
+  return true;
 }
 
 void ServerPool::Release(std::unique_ptr<ServerConnection> conn) {
@@ -136,12 +206,7 @@ void ServerPool::Release(std::unique_ptr<ServerConnection> conn) {
     return;
   }
   conn->last_used = now;
-  if (auto* w = NextWaiter()) {
-    *w->slot = std::move(conn);
-    w->served = true;
-    w->wake->cancel();
-    return;
-  }
+  if (Serve(conn)) return;
   idle_.push_back(std::move(conn));
 }
 
@@ -195,10 +260,8 @@ void ServerPool::Adopt(std::unique_ptr<ServerConnection> conn) {
 }
 
 void ServerPool::OnCapacityFreed() {
-  if (auto* w = NextWaiter()) {
-    w->served = true;  // empty slot: it tries again to open a connection
-    w->wake->cancel();
-  }
+  std::unique_ptr<ServerConnection> none;
+  Serve(none);
 }
 
 void ServerPool::CloseIdle() {

@@ -10,8 +10,10 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "conf/config.h"
 #include "proxy/asio.h"
@@ -54,8 +56,17 @@ class ServerPool {
       : ex_(std::move(ex)), options_(std::move(options)), budget_(budget),
         hooks_(std::move(hooks)) {}
 
-  // Returns a ready connection (transaction status 'I').
-  awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> Acquire();
+  // Returns a ready connection (transaction status 'I'). `queued_since`: the client
+  // already waited in the queue (Queue) since then, and counts as acquiring since then.
+  awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> Acquire(
+      std::optional<Clock::time_point> queued_since = std::nullopt);
+  // Acquire()'s wait without a coroutine, for a client that would otherwise wait in
+  // Acquire(): queues `handoff`, which Release calls (posted) with the next connection.
+  // A client still queued after a while, or when another worker's pool gave back part of
+  // the limit, is called with null instead and goes on with Acquire(since). False, with
+  // nothing queued, when Acquire() would not wait (a connection can be opened now).
+  using Handoff = absl::AnyInvocable<void(std::unique_ptr<ServerConnection>)>;
+  bool Queue(Handoff handoff, Clock::time_point since);
   // Acquire() without waiting: an idle connection, or null when none is ready (or clients
   // already wait for one). The fast path of every transaction, so it is not a coroutine.
   std::unique_ptr<ServerConnection> TakeIdle();
@@ -91,13 +102,24 @@ class ServerPool {
  private:
   // The most recently used idle connection that is still usable (others are closed).
   std::unique_ptr<ServerConnection> PopIdle(Clock::time_point now);
+  // A waiting Acquire() (wake, slot) or a client queued by Queue() (handoff).
   struct Waiter {
-    asio::steady_timer* wake;
-    std::unique_ptr<ServerConnection>* slot;
+    asio::steady_timer* wake = nullptr;
+    std::unique_ptr<ServerConnection>* slot = nullptr;
+    Handoff handoff;
     Clock::time_point since;
     bool served = false;  // woken by Release; erased by the waiter itself when it resumes
   };
-  Waiter* NextWaiter();
+  std::list<Waiter>::iterator NextWaiter();
+  // Gives `conn` (null: "go on with Acquire") to the first waiter that is not served yet;
+  // false if there is none.
+  bool Serve(std::unique_ptr<ServerConnection>& conn);
+  // Calls hooks_.exhausted, at most once per kShedAfterIdle (other pools only give
+  // connections idle that long).
+  void AskOtherPools(Clock::time_point now);
+  // Hands null to queued clients that waited kShedRetry (they go on in Acquire, which
+  // asks the other pools again and times out); armed while any is queued.
+  void StartQueueTimer();
 
   bool Expired(const ServerConnection& c, Clock::time_point now) const;
   void Close(std::unique_ptr<ServerConnection> conn);
@@ -109,6 +131,10 @@ class ServerPool {
   int total_ = 0;  // idle + lent + connecting
   std::deque<std::unique_ptr<ServerConnection>> idle_;  // most recently used at the back
   std::list<Waiter> waiters_;
+  int queued_ = 0;  // waiters_ with a handoff
+  std::unique_ptr<asio::steady_timer> queue_timer_;
+  bool queue_timer_armed_ = false;
+  Clock::time_point asked_others_{};
   PoolStats stats_;
   uint64_t next_id_ = 1;
   int connecting_ = 0;  // connections being opened by Prewarm

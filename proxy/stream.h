@@ -8,6 +8,7 @@
 
 #include "protocol/buffer.h"
 #include "proxy/asio.h"
+#include "proxy/socket.h"
 
 namespace pgring::proxy {
 
@@ -40,8 +41,8 @@ class Stream {
   awaitable<boost::system::error_code> StartTls(asio::ssl::context& ctx,
                                                 asio::ssl::stream_base::handshake_type type);
   bool tls() const { return tls_ != nullptr; }
-  tcp::socket& socket() { return socket_; }
-  const tcp::socket& socket() const { return socket_; }
+  Socket& socket() { return socket_; }
+  const Socket& socket() const { return socket_; }
   void Close();
 
   // Moves a plain TCP connection (not TLS, no operation pending) to another io_context:
@@ -55,7 +56,7 @@ class Stream {
   void Adopt(asio::io_context& io, const Released& released);
 
  private:
-  tcp::socket socket_;
+  Socket socket_;
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
 };
 

@@ -4,7 +4,8 @@
 The test starts another pgring with a copy of the cluster's configuration on free ports,
 with workers 1, pool.size 2 and pool.query_wait_timeout 1s, and checks:
   * with 2 transactions held open, a third client gets SQLSTATE 53300 after about 1s
-    instead of hanging, keeps its connection, and runs once a transaction ends;
+    instead of hanging (with the extended and the simple query protocol, counted in SHOW
+    POOLS cl_waiting meanwhile), keeps its connection, and runs once a transaction ends;
   * after RELOAD raises query_wait_timeout to 10s (pool.size stays 2), 200 clients
     connected at once, each running 3 short transactions, all succeed, and shard0 shows
     that they shared at most 2 server connections.
@@ -201,6 +202,34 @@ def test_wait_timeout(env, px):
         log(f"   53300 after {elapsed:.2f}s: {str(err).strip().splitlines()[0]}")
         check(0.8 <= elapsed <= 3.0, f"53300 came after {elapsed:.2f}s; query_wait_timeout is 1s")
         check(not third.closed, "pgring closed the third client's connection instead of only sending the error")
+
+        # The same wait with the simple query protocol (libpq's PQexec), which waits in the
+        # pool's queue without a coroutine first: SHOW POOLS counts it as waiting, and
+        # query_wait_timeout still counts from the start of its wait.
+        result = {}
+
+        def simple_query():
+            t0 = time.monotonic()
+            res = third.pgconn.exec_(b"SELECT 1")
+            result["elapsed"] = time.monotonic() - t0
+            result["sqlstate"] = res.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
+
+        waiter = threading.Thread(target=simple_query, daemon=True)
+        waiter.start()
+
+        def waiting_clients():
+            return sum(int(r["cl_waiting"]) for r in px.admin("SHOW POOLS"))
+
+        pgtest.wait_until("SHOW POOLS to count the simple-protocol client as waiting",
+                          lambda: waiting_clients() == 1, timeout=5)
+        waiter.join(15)
+        check(not waiter.is_alive(), "the simple-protocol query waited past query_wait_timeout (15s)")
+        check(result.get("sqlstate") == b"53300",
+              f"simple-protocol waiter: SQLSTATE {result.get('sqlstate')}, want 53300")
+        log(f"   simple protocol: 53300 after {result['elapsed']:.2f}s")
+        check(0.8 <= result["elapsed"] <= 3.0,
+              f"simple-protocol 53300 came after {result['elapsed']:.2f}s; query_wait_timeout is 1s")
+        check(waiting_clients() == 0, "SHOW POOLS still counts a waiting client after its 53300")
 
         holders[0].execute("COMMIT")
         v = third.execute("SELECT 'served'").fetchone()[0]

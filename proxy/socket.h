@@ -1,0 +1,119 @@
+// A TCP socket whose callback read costs no system call while the peer is quiet.
+//
+// Asio's async_read_some first tries a recv() on the spot and only then waits for epoll:
+// on a request/response connection the socket is usually empty when the next read starts,
+// so that first recv() fails with EAGAIN once per message (two wasted system calls per
+// proxied transaction, one on each side). Socket::ReadWhenReady trusts a short read
+// instead: a recv() that returned less than the room it was given emptied the socket, so
+// the next read waits for epoll's next readiness event without trying first. This is
+// exact with Asio's edge-triggered epoll registration: every arrival of data after that
+// recv() raises a new event, and the reactor tries again on it.
+//
+// Built on Asio's reactor (boost/asio/detail, as bundled by Boost 1.81): the operation is
+// queued exactly like Asio's own reads, so cancel(), close() and the io_context's shutdown
+// treat it like any other (cancel completes it with operation_aborted). It has no
+// per-operation cancellation slot, so it is for callbacks, not for awaitable operators.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <memory>
+#include <utility>
+
+#include "proxy/asio.h"
+
+namespace pgring::proxy {
+
+namespace socket_detail {
+
+using asio::detail::reactor_op;
+
+// Receives what has arrived into `room`; reports "exhausted" after a short read, which
+// tells the reactor not to try the next read before the next readiness event.
+template <typename Handler>
+class ReadWhenReadyOp : public reactor_op {
+ public:
+  BOOST_ASIO_DEFINE_HANDLER_PTR(ReadWhenReadyOp);
+
+  ReadWhenReadyOp(int fd, asio::mutable_buffer room, Handler& handler)
+      : reactor_op(boost::system::error_code{}, &Perform, &Complete),
+        fd_(fd),
+        room_(room),
+        handler_(std::move(handler)) {}
+
+ private:
+  static status Perform(reactor_op* base) {
+    auto* op = static_cast<ReadWhenReadyOp*>(base);
+    for (;;) {
+      const ssize_t n = ::recv(op->fd_, op->room_.data(), op->room_.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        op->bytes_transferred_ = static_cast<size_t>(n);
+        return op->bytes_transferred_ < op->room_.size() ? done_and_exhausted : done;
+      }
+      if (n == 0) {
+        op->ec_ = asio::error::eof;
+        return done_and_exhausted;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;
+      op->ec_ = boost::system::error_code(errno, boost::system::system_category());
+      return done;
+    }
+  }
+
+  // `owner` is null when the io_context is destroyed with the operation still queued:
+  // the handler is then destroyed without being called.
+  static void Complete(void* owner, asio::detail::operation* base,
+                       const boost::system::error_code& /*ec*/, size_t /*n*/) {
+    auto* op = static_cast<ReadWhenReadyOp*>(base);
+    ptr p = {std::addressof(op->handler_), op, op};
+    // Free the operation before the upcall (the handler may start the next read).
+    Handler handler(std::move(op->handler_));
+    const boost::system::error_code ec = op->ec_;
+    const size_t n = op->bytes_transferred_;
+    p.h = std::addressof(handler);
+    p.reset();
+    if (owner != nullptr) handler(ec, n);
+  }
+
+  int fd_;
+  asio::mutable_buffer room_;
+  Handler handler_;
+};
+
+}  // namespace socket_detail
+
+class Socket : public tcp::socket {
+ public:
+  using tcp::socket::basic_stream_socket;
+  explicit Socket(tcp::socket&& s) : tcp::socket(std::move(s)) {}
+  Socket& operator=(tcp::socket&& s) {
+    tcp::socket::operator=(std::move(s));
+    reactor_ = nullptr;
+    return *this;
+  }
+
+  // Reads what arrives (at least one byte) into `room` and calls handler(ec, n) on the
+  // socket's io_context thread; n == 0 with asio::error::eof when the peer closed.
+  // Called on that thread, with no other read pending on the socket.
+  template <typename Handler>
+  void ReadWhenReady(asio::mutable_buffer room, Handler&& handler) {
+    using Op = socket_detail::ReadWhenReadyOp<std::decay_t<Handler>>;
+    auto& impl = impl_.get_implementation();
+    if (reactor_ == nullptr) {
+      reactor_ = &asio::use_service<asio::detail::reactor>(
+          asio::query(get_executor(), asio::execution::context));
+    }
+    typename Op::ptr p = {std::addressof(handler), Op::ptr::allocate(handler), nullptr};
+    p.p = new (p.v) Op(impl.socket_, room, handler);
+    reactor_->start_op(asio::detail::reactor::read_op, impl.socket_, impl.reactor_data_, p.p,
+                       /*is_continuation=*/false, /*allow_speculative=*/true);
+    p.v = p.p = nullptr;
+  }
+
+ private:
+  asio::detail::reactor* reactor_ = nullptr;
+};
+
+}  // namespace pgring::proxy
