@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "protocol/buffer.h"
 
 namespace pgring::protocol {
@@ -96,9 +97,10 @@ struct Bind {
 // The three counts are unsigned 16-bit, as PostgreSQL reads them (up to 65535 parameters).
 // More than one format code with a count different from the number of values is malformed.
 struct BindParams {
-  std::vector<int16_t> formats;  // 0 text, 1 binary; size 0, 1 or n as in the protocol
-  std::vector<std::optional<std::span<const std::byte>>> values;  // nullopt: NULL
-  std::vector<int16_t> result_formats;
+  // Inline room for the usual few parameters: a Bind parses without allocating.
+  absl::InlinedVector<int16_t, 4> formats;  // 0 text, 1 binary; size 0, 1 or n as in the protocol
+  absl::InlinedVector<std::optional<std::span<const std::byte>>, 4> values;  // nullopt: NULL
+  absl::InlinedVector<int16_t, 4> result_formats;
   int16_t FormatOf(size_t i) const {
     if (formats.empty()) return 0;
     if (formats.size() == 1) return formats[0];

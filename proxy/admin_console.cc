@@ -314,7 +314,7 @@ std::vector<std::string_view> SplitCommands(std::string_view sql) {
   return out;
 }
 
-std::string JoinShardNames(const sharding::Ring& ring, const std::vector<sharding::ShardId>& ids,
+std::string JoinShardNames(const sharding::Ring& ring, const sharding::ShardList& ids,
                            std::string_view separator) {
   std::string out;
   for (sharding::ShardId id : ids) {

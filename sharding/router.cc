@@ -730,7 +730,7 @@ bool IsBareIdentifier(std::string_view s) {
   });
 }
 
-void SortUnique(std::vector<ShardId>& v) {
+void SortUnique(ShardList& v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
 }
@@ -743,7 +743,7 @@ struct TableUse {
   // kSharded: the key constraint could be read; `shards` then owns every allowed key
   // (empty when only NULL is allowed: no row matches).
   bool constrained = false;
-  std::vector<ShardId> shards;
+  ShardList shards;
   std::string note;  // explain: how the shards were found
 
   std::string Name() const { return TableName(ref->schema, ref->name); }
@@ -863,13 +863,13 @@ class Planner {
     return p;
   }
 
-  std::vector<ShardId> AllShards() const {
-    std::vector<ShardId> all(ring_.shard_count());
+  ShardList AllShards() const {
+    ShardList all(ring_.shard_count());
     for (size_t k = 0; k < all.size(); ++k) all[k] = ShardId(static_cast<uint32_t>(k));
     return all;
   }
 
-  std::string ShardNames(const std::vector<ShardId>& shards) const {
+  std::string ShardNames(const ShardList& shards) const {
     if (shards.size() == ring_.shard_count() && shards.size() > 1) {
       return fmt::format("all {} shards", shards.size());
     }
@@ -1588,7 +1588,7 @@ class Planner {
     }
 
     // The shards the keys ask for, and whether the keys decide alone.
-    std::vector<ShardId> wanted;
+    ShardList wanted;
     bool all_constrained = true;
     for (const TableUse* u : sharded) {
       if (u == insert_target && insert_select && u->ref->references <= 1) continue;
@@ -1690,7 +1690,7 @@ class Planner {
                       t.key_column, kHintAdvice));
     } else if (!colocated) {
       if (unknown != nullptr) {
-        std::vector<ShardId> others = wanted;
+        ShardList others = wanted;
         others.erase(std::remove(others.begin(), others.end(), *default_shard), others.end());
         return Unsupported(
             fmt::format("table {} is not in the pgring configuration, so it lives only on the "

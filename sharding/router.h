@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "conf/config.h"
 #include "protocol/messages.h"
@@ -75,10 +76,13 @@ struct CopySplit {
   conf::KeyType key_type = conf::KeyType::kInt;
 };
 
+// The shards of a plan: usually one, kept inline (routing a statement allocates nothing).
+using ShardList = absl::InlinedVector<ShardId, 2>;
+
 struct RoutePlan {
   RouteKind kind = RouteKind::kDefault;
   // Where to run: sorted, unique ids of `ring`. Empty only for kSession and kLocal.
-  std::vector<ShardId> shards;
+  ShardList shards;
   // INSERT ... VALUES into a sharded table: insert_rows[i] lists the (0-based, ascending)
   // VALUES rows that belong to shards[i]. Empty for every other statement.
   std::vector<std::vector<size_t>> insert_rows;

@@ -139,11 +139,11 @@ TEST_CASE("ParseBindParams: formats, values, NULL and result formats", "[message
   const std::string rest = BindRest();
   auto p = ParseBindParams(AsBytes(rest));
   REQUIRE(p);
-  CHECK(p->formats == std::vector<int16_t>{0, 1});
+  CHECK(p->formats == decltype(p->formats){0, 1});
   REQUIRE(p->values.size() == 2);
   CHECK(Text(p->values[0]) == "42");
   CHECK_FALSE(p->values[1].has_value());
-  CHECK(p->result_formats == std::vector<int16_t>{1});
+  CHECK(p->result_formats == decltype(p->result_formats){1});
   CHECK(p->FormatOf(0) == 0);
   CHECK(p->FormatOf(1) == 1);
 

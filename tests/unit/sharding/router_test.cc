@@ -23,7 +23,7 @@ namespace {
 using conf::KeyType;
 using conf::TableConfig;
 using conf::TableKind;
-using Shards = std::vector<ShardId>;
+using Shards = ShardList;
 
 constexpr std::string_view kUuidA = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
 
@@ -89,7 +89,7 @@ class Binds {
 
  private:
   std::deque<std::vector<std::byte>> storage_;
-  std::vector<int16_t> formats_;
+  decltype(protocol::BindParams::formats) formats_;
   protocol::BindParams params_;
 };
 
@@ -448,7 +448,7 @@ TEST_CASE("per-parameter format codes pick the right parameter", "[router]") {
   b.Text("ignored").Binary(BigEndian(77, 8));
   RouteInputs in;
   in.params = &b.params();
-  CHECK(in.params->formats == std::vector<int16_t>{0, 1});
+  CHECK(in.params->formats == decltype(in.params->formats){0, 1});
   CHECK(f.Ok("SELECT * FROM orders WHERE note = $1 AND tenant_id = $2", in).shards ==
         Shards{f.IntOwner(77)});
 }

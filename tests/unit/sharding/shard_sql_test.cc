@@ -590,8 +590,8 @@ TEST_CASE("LIMIT $1 OFFSET $2 take their values from Bind", "[shard_sql]") {
   CHECK_FALSE(spec->limit.has_value());  // LIMIT NULL: no limit
   CHECK(spec->offset == 3);
 
-  auto state = [&](std::vector<std::optional<std::span<const std::byte>>> values,
-                   std::vector<int16_t> formats = {}) {
+  auto state = [&](decltype(protocol::BindParams::values) values,
+                   decltype(protocol::BindParams::formats) formats = {}) {
     protocol::BindParams b;
     b.values = std::move(values);
     b.formats = std::move(formats);
