@@ -1440,10 +1440,7 @@ class Planner {
       if (t.name.empty()) continue;
       TableUse u;
       u.ref = &t;
-      u.cls = map_.Classify(t.schema, t.name);
-      if (u.cls == TableClass::kSharded || u.cls == TableClass::kReference) {
-        u.info = map_.Find(t.schema, t.name);
-      }
+      u.cls = map_.Classify(t.schema, t.name, u.info);
       uses.push_back(std::move(u));
     }
     if (uses.empty()) return NoTables(s, "the statement names no table");

@@ -74,7 +74,14 @@ const TableInfo* TableMap::Find(std::string_view schema, std::string_view name) 
 }
 
 TableClass TableMap::Classify(std::string_view schema, std::string_view name) const {
-  if (const TableInfo* info = Find(schema, name)) {
+  const TableInfo* info = nullptr;
+  return Classify(schema, name, info);
+}
+
+TableClass TableMap::Classify(std::string_view schema, std::string_view name,
+                              const TableInfo*& info) const {
+  info = Find(schema, name);
+  if (info != nullptr) {
     return info->kind == conf::TableKind::kSharded ? TableClass::kSharded : TableClass::kReference;
   }
   if (schema == "pg_catalog" || schema == "information_schema") return TableClass::kCatalog;

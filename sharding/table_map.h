@@ -74,6 +74,9 @@ class TableMap {
   // system catalogs (schema pg_catalog or information_schema, or an unqualified name
   // starting with "pg_", which PostgreSQL looks up in pg_catalog first), else kUnknown.
   TableClass Classify(std::string_view schema, std::string_view name) const;
+  // Classify that also sets `info` to the table's entry (null unless the table is sharded
+  // or a reference table): one lookup for both.
+  TableClass Classify(std::string_view schema, std::string_view name, const TableInfo*& info) const;
 
   // The configured default shard name, or "" when tables outside the map are an error.
   const std::string& default_shard() const { return default_shard_; }
