@@ -131,7 +131,8 @@ awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire
 }
 
 bool ServerPool::Queue(Handoff handoff, Clock::time_point since) {
-  if (!idle_.empty() && waiters_.empty()) return false;
+  // An idle connection left while a served waiter resumes: Acquire takes it now.
+  if (!idle_.empty()) return false;
   // Room under the shard's limit: Acquire opens a connection (it takes the room itself).
   if (budget_.used() < budget_.max()) return false;
   ++stats_.acquires;
@@ -151,8 +152,8 @@ void ServerPool::StartQueueTimer() {
   queue_timer_armed_ = true;
   queue_timer_->expires_after(kShedRetry);
   queue_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // the pool is gone (nothing else cancels this timer)
     queue_timer_armed_ = false;
-    if (ec) return;
     const auto now = Clock::now();
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       auto w = it++;
@@ -178,7 +179,7 @@ std::list<ServerPool::Waiter>::iterator ServerPool::NextWaiter() {
   return it;
 }
 
-bool ServerPool::Serve(std::unique_ptr<ServerConnection>& conn) {
+bool ServerPool::HandToWaiter(std::unique_ptr<ServerConnection>& conn) {
   auto w = NextWaiter();
   if (w == waiters_.end()) return false;
   if (w->handoff) {
@@ -206,7 +207,7 @@ void ServerPool::Release(std::unique_ptr<ServerConnection> conn) {
     return;
   }
   conn->last_used = now;
-  if (Serve(conn)) return;
+  if (HandToWaiter(conn)) return;
   idle_.push_back(std::move(conn));
 }
 
@@ -261,7 +262,7 @@ void ServerPool::Adopt(std::unique_ptr<ServerConnection> conn) {
 
 void ServerPool::OnCapacityFreed() {
   std::unique_ptr<ServerConnection> none;
-  Serve(none);
+  HandToWaiter(none);
 }
 
 void ServerPool::CloseIdle() {

@@ -64,7 +64,7 @@ class ServerPool {
   // Acquire(): queues `handoff`, which Release calls (posted) with the next connection.
   // A client still queued after a while, or when another worker's pool gave back part of
   // the limit, is called with null instead and goes on with Acquire(since). False, with
-  // nothing queued, when Acquire() would not wait (a connection can be opened now).
+  // nothing queued, when Acquire() would not wait (a connection is idle or can be opened).
   using Handoff = absl::AnyInvocable<void(std::unique_ptr<ServerConnection>)>;
   bool Queue(Handoff handoff, Clock::time_point since);
   // Acquire() without waiting: an idle connection, or null when none is ready (or clients
@@ -113,7 +113,7 @@ class ServerPool {
   std::list<Waiter>::iterator NextWaiter();
   // Gives `conn` (null: "go on with Acquire") to the first waiter that is not served yet;
   // false if there is none.
-  bool Serve(std::unique_ptr<ServerConnection>& conn);
+  bool HandToWaiter(std::unique_ptr<ServerConnection>& conn);
   // Calls hooks_.exhausted, at most once per kShedAfterIdle (other pools only give
   // connections idle that long).
   void AskOtherPools(Clock::time_point now);
