@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include "sharding/sql_scan.h"
 
@@ -22,9 +23,176 @@ bool PlainString(std::string_view t) {
   return t.substr(1, t.size() - 2).find('\'') == std::string_view::npos;
 }
 
+// Appends sql[copied, from) and the next parameter ($n) to the shape, with `value` as
+// its value; the text resumes at `to`.
+void Replace(std::string_view sql, size_t from, size_t to, std::string_view value,
+             size_t& copied, LiteralShape& out) {
+  out.text.append(sql.substr(copied, from - copied));
+  out.values.push_back(value);
+  char name[24];
+  name[0] = '$';
+  auto end = std::to_chars(name + 1, name + sizeof(name), out.values.size()).ptr;
+  out.text.append(name, static_cast<size_t>(end - name));
+  copied = to;
+}
+
+// One pass over the text for the usual statement (words, integers and decimals, plain
+// strings, operators, punctuation), with the token rules of SqlScanner; anything else
+// (comments, quoted identifiers, E'' and dollar strings, a '$' that is no parameter) is
+// left to the token-based pass.
+enum class Fast { kShaped, kNotShaped, kUnsure };
+
+Fast FastShape(std::string_view sql, LiteralShape& out) {
+  using scan_internal::Is;
+  using scan_internal::kDigit;
+  using scan_internal::kIdentCont;
+  using scan_internal::kIdentStart;
+  using scan_internal::kOpChar;
+  using scan_internal::kSpace;
+  using scan_internal::NumberEnd;
+  using scan_internal::StartsComment;
+  const char* const base = sql.data();
+  const char* const end = base + sql.size();
+  const char* p = base;
+  const auto skip_space = [&] {
+    while (p < end && Is(*p, kSpace)) ++p;
+  };
+  skip_space();
+  // The first word: one of the shaped statement kinds.
+  const char* w = p;
+  if (p == end || !Is(*p, kIdentStart)) {
+    return StartsComment(p, end) ? Fast::kUnsure : Fast::kNotShaped;
+  }
+  ++p;
+  if (p < end && (*p == '\'' || *p == '&')) return Fast::kUnsure;
+  while (p < end && Is(*p, kIdentCont)) ++p;
+  {
+    char word[7] = {};
+    const size_t n = static_cast<size_t>(p - w);
+    if (n < 4 || n > 6) return Fast::kNotShaped;
+    for (size_t i = 0; i < n; ++i) word[i] = static_cast<char>(w[i] | 0x20);
+    const std::string_view first(word, n);
+    // (| 0x20 lowers ASCII letters and maps no other byte onto one.)
+    if (first != "select" && first != "insert" && first != "update" && first != "delete" &&
+        first != "with") {
+      return Fast::kNotShaped;
+    }
+  }
+  bool slot = false;     // the previous token is `=`, `(` or `,`
+  bool operand = false;  // the previous token is an operator without a minus
+  size_t copied = 0;     // sql[0, copied) is in out.text
+  const auto replace = [&](const char* from, const char* to, std::string_view value) {
+    Replace(sql, static_cast<size_t>(from - base), static_cast<size_t>(to - base), value,
+            copied, out);
+  };
+  for (;;) {
+    skip_space();
+    if (p == end) break;
+    const char* const begin = p;
+    const char c = *p;
+    if (Is(c, kIdentStart)) {
+      ++p;
+      if (p < end && (*p == '\'' || *p == '&')) return Fast::kUnsure;
+      while (p < end && Is(*p, kIdentCont)) ++p;
+      slot = operand = false;
+    } else if (Is(c, kDigit) || (c == '.' && end - p >= 2 && Is(p[1], kDigit))) {
+      p = NumberEnd(p, end);
+      const std::string_view text(begin, static_cast<size_t>(p - begin));
+      if ((slot || operand) && SmallInteger(text)) replace(begin, p, text);
+      slot = operand = false;
+    } else if (c == '\'') {
+      bool plain = true;
+      ++p;
+      for (;;) {
+        p = static_cast<const char*>(std::memchr(p, '\'', static_cast<size_t>(end - p)));
+        if (p == nullptr) return Fast::kNotShaped;  // unterminated: the token pass fails too
+        ++p;
+        if (p < end && *p == '\'') {  // a doubled quote
+          plain = false;
+          ++p;
+          continue;
+        }
+        break;
+      }
+      if (slot && plain) {
+        replace(begin, p, std::string_view(begin + 1, static_cast<size_t>(p - begin) - 2));
+      }
+      slot = operand = false;
+    } else if (Is(c, kOpChar)) {
+      if (StartsComment(p, end)) return Fast::kUnsure;
+      ++p;
+      while (p < end && Is(*p, kOpChar) && !StartsComment(p, end)) ++p;
+      const std::string_view text(begin, static_cast<size_t>(p - begin));
+      const bool minus = text.find('-') != std::string_view::npos;
+      if (text.size() == 1 && c == '-' && (slot || operand)) {
+        // A negative integer right after the minus is one value; a number after blanks
+        // is taken as it is (the token pass does the same).
+        const char* q = p;
+        while (q < end && Is(*q, kSpace)) ++q;
+        if (StartsComment(q, end)) return Fast::kUnsure;
+        if (q < end && (Is(*q, kDigit) || (*q == '.' && end - q >= 2 && Is(q[1], kDigit)))) {
+          const char* e = NumberEnd(q, end);
+          const std::string_view number(q, static_cast<size_t>(e - q));
+          if (SmallInteger(number)) {
+            if (q == p) replace(begin, e, std::string_view(begin, static_cast<size_t>(e - begin)));
+            p = e;
+            slot = operand = false;
+            continue;
+          }
+        }
+      }
+      slot = text.size() == 1 && c == '=';
+      operand = !minus;
+    } else {
+      ++p;
+      switch (c) {
+        case '(':
+          slot = true;
+          operand = false;
+          break;
+        case ',':
+          slot = true;
+          operand = false;
+          break;
+        case ';': {
+          // One statement only (trailing semicolons and blanks are fine).
+          for (;;) {
+            skip_space();
+            if (p == end) break;
+            if (*p == ';') {
+              ++p;
+              continue;
+            }
+            return StartsComment(p, end) ? Fast::kUnsure : Fast::kNotShaped;
+          }
+          slot = operand = false;
+          break;
+        }
+        case ':':
+          if (p < end && *p == ':') ++p;
+          slot = operand = false;
+          break;
+        case '"':
+          return Fast::kUnsure;
+        case '$':
+          if (p < end && Is(*p, kDigit)) return Fast::kNotShaped;  // a parameter of its own
+          return Fast::kUnsure;
+        default:  // [ ] ) . and any other byte
+          slot = operand = false;
+          break;
+      }
+    }
+  }
+  if (out.values.empty()) return Fast::kNotShaped;
+  out.text.append(sql.substr(copied));
+  return Fast::kShaped;
+}
+
 }  // namespace
 
-bool ShapeOf(std::string_view sql, LiteralShape& out) {
+namespace shape_internal {
+
+bool ShapeByTokens(std::string_view sql, LiteralShape& out) {
   out.text.clear();
   out.values.clear();
   SqlScanner scan(sql);
@@ -37,7 +205,6 @@ bool ShapeOf(std::string_view sql, LiteralShape& out) {
   }
   SqlToken prev = first;
   size_t copied = 0;  // sql[0, copied) is in out.text
-  char name[24];
   for (SqlToken t = scan.Next(); t.kind != Kind::kEnd; t = scan.Next()) {
     switch (t.kind) {
       case Kind::kError:
@@ -96,19 +263,28 @@ bool ShapeOf(std::string_view sql, LiteralShape& out) {
         }
       }
     }
-    if (replace) {
-      out.text.append(sql.substr(copied, begin - copied));
-      out.values.push_back(value);
-      name[0] = '$';
-      auto end = std::to_chars(name + 1, name + sizeof(name), out.values.size()).ptr;
-      out.text.append(name, static_cast<size_t>(end - name));
-      copied = t.end;
-    }
+    if (replace) Replace(sql, begin, t.end, value, copied, out);
     prev = t;
   }
   if (out.values.empty()) return false;
   out.text.append(sql.substr(copied));
   return true;
+}
+
+}  // namespace shape_internal
+
+bool ShapeOf(std::string_view sql, LiteralShape& out) {
+  out.text.clear();
+  out.values.clear();
+  switch (FastShape(sql, out)) {
+    case Fast::kShaped:
+      return true;
+    case Fast::kNotShaped:
+      return false;
+    case Fast::kUnsure:
+      break;
+  }
+  return shape_internal::ShapeByTokens(sql, out);
 }
 
 }  // namespace pgring::sharding

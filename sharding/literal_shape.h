@@ -39,4 +39,11 @@ struct LiteralShape {
 // one replaceable literal.
 bool ShapeOf(std::string_view sql, LiteralShape& out);
 
+namespace shape_internal {
+// ShapeOf over SqlScanner's tokens. ShapeOf scans the usual statement in one pass and
+// leaves the rest (comments, quoted identifiers, E'' and dollar-quoted strings) to this;
+// the two agree on every statement (a unit test compares them).
+bool ShapeByTokens(std::string_view sql, LiteralShape& out);
+}  // namespace shape_internal
+
 }  // namespace pgring::sharding

@@ -110,7 +110,7 @@ SqlToken SqlScanner::NextSlow() {
   const char* const base = sql_.data();
   const char* const end = base + limit_;
   const char* p = base + pos_;
-  if (end - p >= 2 && ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*'))) {
+  if (scan_internal::StartsComment(p, end)) {
     if (!SkipSpace()) return Fail(pos_);
     p = base + pos_;
   }
@@ -162,10 +162,8 @@ SqlToken SqlScanner::NextSlow() {
   if (IsOpChar(c)) {
     // An operator ends where a comment starts (scan.l trims "--" and "/*" from it).
     ++pos_;
-    while (pos_ < limit_ && IsOpChar(sql_[pos_])) {
-      char a = sql_[pos_];
-      char b = pos_ + 1 < limit_ ? sql_[pos_ + 1] : '\0';
-      if ((a == '-' && b == '-') || (a == '/' && b == '*')) break;
+    while (pos_ < limit_ && IsOpChar(sql_[pos_]) &&
+           !scan_internal::StartsComment(base + pos_, end)) {
       ++pos_;
     }
     return Make(K::kOperator, begin);
@@ -192,10 +190,14 @@ SqlToken SqlScanner::NextSlow() {
 
 SqlToken SqlScanner::Number(size_t begin) {
   const char* const base = sql_.data();
-  const char* const end = base + limit_;
-  const char* p = base + begin;
+  pos_ = static_cast<size_t>(scan_internal::NumberEnd(base + begin, base + limit_) - base);
+  return SqlToken{SqlToken::Kind::kNumber, begin, pos_};
+}
+
+namespace scan_internal {
+
+const char* NumberEnd(const char* p, const char* end) {
   while (p < end && IsDigit(*p)) ++p;
-  // "1..2" is 1 followed by ".." in PostgreSQL; only a single '.' belongs to the number.
   if (p < end && *p == '.' && !(end - p >= 2 && p[1] == '.')) {
     ++p;
     while (p < end && IsDigit(*p)) ++p;
@@ -208,9 +210,10 @@ SqlToken SqlScanner::Number(size_t begin) {
       while (p < end && IsDigit(*p)) ++p;
     }
   }
-  pos_ = static_cast<size_t>(p - base);
-  return SqlToken{SqlToken::Kind::kNumber, begin, pos_};
+  return p;
 }
+
+}  // namespace scan_internal
 
 bool IsWord(std::string_view sql, const SqlToken& t, std::string_view keyword) {
   if (t.kind != SqlToken::Kind::kWord || t.end - t.begin != keyword.size()) return false;

@@ -55,6 +55,15 @@ inline constexpr std::array<uint8_t, 256> kClasses = MakeClasses();
 
 inline bool Is(char c, uint8_t cls) { return (kClasses[static_cast<unsigned char>(c)] & cls) != 0; }
 
+// True if a comment (`--` or `/*`) starts at `p`.
+inline bool StartsComment(const char* p, const char* end) {
+  return end - p >= 2 && ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*'));
+}
+
+// The end of the number starting at `p` (a digit, or '.' and a digit): digits, one '.'
+// and digits ("1..2" is 1 followed by ".."), an exponent.
+const char* NumberEnd(const char* p, const char* end);
+
 }  // namespace scan_internal
 
 struct SqlToken {

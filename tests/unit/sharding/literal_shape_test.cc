@@ -1,6 +1,9 @@
 #include "sharding/literal_shape.h"
 
 #include <catch2/catch.hpp>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "sharding/analyzer.h"
 
@@ -86,6 +89,44 @@ TEST_CASE("A shape analyzes like its statement", "[literal_shape]") {
   // later analysis insists on constants), and the shape is only analyzed, never run.
   REQUIRE(ShapeOf("SELECT x::numeric(12,2) FROM t WHERE k = 1", s));
   CHECK(Analyze(s.text).ok());
+}
+
+TEST_CASE("ShapeOf's one-pass scan shapes as the token scan does", "[literal_shape]") {
+  // Random statements from fragments that exercise every rule of the shape: the one-pass
+  // scan (ShapeOf) and the general token-based scan must agree on every one.
+  const std::vector<std::string> firsts = {"select", "SELECT", "Insert", "update", "DELETE",
+                                           "with",   "wITh",   "values", "selects", "E'x'",
+                                           "-- c\nselect", "/* c */ select", "\"q\"", ""};
+  const std::vector<std::string> parts = {
+      " ", "  ", "\n", "\t", "x", "tenant_id", "a$b", "é", "_t", "=", "==", "=-", "-", "- ",
+      "+", "<>", "<=", "||", "!=", "*", "/", "@", "(", ")", "[", "]", ",", ";", ";;", ".",
+      "::", ":", "0", "42", "007", "123456789012345678", "1234567890123456789", "1.5",
+      "100.0", "1e5", "1E+5", "1e", ".5", "1..2", "12abc", "'a'", "'it''s'", "''", "'x",
+      "E'x'", "e'\\''", "B'1'", "U&'x'", "U&\"x\"", "a&", "$1", "$$x$$", "$t$x$t$", "$",
+      "\"Q\"", "\"a\"\"b\"", "--c\n", "/*c*/", "/*", "{", "\\", "'sku-'", "-1", "- 1",
+      "+-", "-+", "*-", "<-", "=>", "#", "%"};
+  std::mt19937 rng(20261206);
+  LiteralShape fast;
+  LiteralShape tokens;
+  size_t shaped = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::string sql = firsts[rng() % firsts.size()];
+    const int n = static_cast<int>(rng() % 24);
+    for (int k = 0; k < n; ++k) {
+      if (rng() % 3 == 0) sql += ' ';
+      sql += parts[rng() % parts.size()];
+    }
+    const bool a = ShapeOf(sql, fast);
+    const bool b = shape_internal::ShapeByTokens(sql, tokens);
+    INFO("statement: " << sql);
+    REQUIRE(a == b);
+    if (a) {
+      ++shaped;
+      REQUIRE(fast.text == tokens.text);
+      REQUIRE(fast.values == tokens.values);
+    }
+  }
+  CHECK(shaped > 5000);  // the comparison covered shaped statements, not only refusals
 }
 
 }  // namespace
