@@ -448,20 +448,21 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   Clock::time_point queued_since_{};  // QueueNow's wait began (zero: not queued)
   int held_ = 0;  // links with a connection
   char client_tx_status_ = 'I';
-  bool registered_ = false;
-  bool in_registry_ = false;
-  bool gather_open_ = false;       // extended protocol: requests still join the gather
-  bool gather_implicit_ = false;   // the gather's shards commit when it closes
-  bool copy_implicit_ = false;     // the COPY's shards commit when it ends
-  bool skip_until_sync_ = false;   // an error pgring raised in extended mode: skip to Sync
-  bool cycle_failed_ = false;      // an error reached the client in this extended cycle
-  bool pinned_ = false;
-  bool closing_ = false;           // the client is gone or must go: release and stop
-  bool client_gone_ = false;       // writes to the client failed
-  bool close_requested_ = false;
-  bool parked_ = false;            // waiting for the client with no coroutine (Park)
-  bool waiting_ = false;           // the reader waits for the client with no deadline
-  bool park_requested_ = false;    // ParkIfIdle ended that wait
+  // One bit each: the session object stays in its allocation size class (idle memory).
+  bool registered_ : 1 = false;
+  bool in_registry_ : 1 = false;
+  bool gather_open_ : 1 = false;       // extended protocol: requests still join the gather
+  bool gather_implicit_ : 1 = false;   // the gather's shards commit when it closes
+  bool copy_implicit_ : 1 = false;     // the COPY's shards commit when it ends
+  bool skip_until_sync_ : 1 = false;   // an error pgring raised in extended mode: skip to Sync
+  bool cycle_failed_ : 1 = false;      // an error reached the client in this extended cycle
+  bool pinned_ : 1 = false;
+  bool closing_ : 1 = false;           // the client is gone or must go: release and stop
+  bool client_gone_ : 1 = false;       // writes to the client failed
+  bool close_requested_ : 1 = false;
+  bool parked_ : 1 = false;            // waiting for the client with no coroutine (Park)
+  bool waiting_ : 1 = false;           // the reader waits for the client with no deadline
+  bool park_requested_ : 1 = false;    // ParkIfIdle ended that wait
 };
 
 }  // namespace pgring::proxy
