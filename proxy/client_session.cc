@@ -638,12 +638,14 @@ awaitable<absl::Status> ClientSession::Use(std::span<const size_t> shards, bool*
 }
 
 awaitable<absl::Status> ClientSession::Attach(size_t shard) {
+  pool_waiting_ = true;
   if (worker_.proxy().paused()) co_await worker_.WaitWhilePaused();
   spdlog::debug("client {}: acquiring a server connection to shard {}", cancel_key_.pid, shard);
   // A client QueueNow queued (and the pool sent on) has waited since then.
   std::optional<Clock::time_point> queued_since;
   if (queued_since_ != Clock::time_point{}) queued_since = std::exchange(queued_since_, {});
   auto acquired = co_await worker_.pool(shard).Acquire(queued_since);
+  pool_waiting_ = false;
   if (!acquired.ok()) co_return acquired.status();
   AttachConnection(shard, std::move(*acquired));
   co_return absl::OkStatus();
@@ -673,10 +675,12 @@ bool ClientSession::QueueNow(size_t shard) {
   };
   if (!worker_.pool(shard).Queue(std::move(handoff), now)) return false;
   queued_since_ = now;
+  pool_waiting_ = true;
   return true;
 }
 
 void ClientSession::OnHandoff(size_t shard, std::unique_ptr<ServerConnection> conn) {
+  pool_waiting_ = false;
   if (!conn) {
     Resume(ResumeAt::kNeedsMessage);  // Attach waits on in Acquire(queued_since_)
     return;
@@ -1563,7 +1567,7 @@ ClientInfo ClientSession::Info() const {
   ClientInfo info;
   info.user = user_;
   info.database = database_;
-  info.state = holds_server() ? "active" : "idle";
+  info.state = holds_server() ? "active" : pool_waiting_ ? "waiting" : "idle";
   // Asked of the socket (not kept: an idle client should cost little memory).
   boost::system::error_code ec;
   if (auto ep = stream_.socket().remote_endpoint(ec); !ec) {

@@ -62,7 +62,8 @@ class Worker;
 struct ClientInfo {
   std::string user;
   std::string database;
-  std::string state;  // "active" (holds a server connection), "idle", "waiting"
+  // "active" (holds a server connection), "waiting" (for one, or for RESUME), "idle"
+  std::string state;
   std::string addr;
   int port = 0;
   std::string application_name;
@@ -463,6 +464,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool parked_ : 1 = false;            // waiting for the client with no coroutine (Park)
   bool waiting_ : 1 = false;           // the reader waits for the client with no deadline
   bool park_requested_ : 1 = false;    // ParkIfIdle ended that wait
+  bool pool_waiting_ : 1 = false;      // waits for a server connection (SHOW CLIENTS)
 };
 
 }  // namespace pgring::proxy

@@ -222,6 +222,9 @@ def test_wait_timeout(env, px):
 
         pgtest.wait_until("SHOW POOLS to count the simple-protocol client as waiting",
                           lambda: waiting_clients() == 1, timeout=5)
+        states = sorted(r["state"] for r in px.admin("SHOW CLIENTS"))
+        check(states.count("waiting") == 1 and states.count("active") == 2,
+              f"SHOW CLIENTS states while one client waits: {states}, want 2 active, 1 waiting")
         waiter.join(15)
         check(not waiter.is_alive(), "the simple-protocol query waited past query_wait_timeout (15s)")
         check(result.get("sqlstate") == b"53300",
@@ -230,6 +233,8 @@ def test_wait_timeout(env, px):
         check(0.8 <= result["elapsed"] <= 3.0,
               f"simple-protocol 53300 came after {result['elapsed']:.2f}s; query_wait_timeout is 1s")
         check(waiting_clients() == 0, "SHOW POOLS still counts a waiting client after its 53300")
+        states = [r["state"] for r in px.admin("SHOW CLIENTS")]
+        check("waiting" not in states, f"SHOW CLIENTS still shows a waiting client after its 53300: {states}")
 
         holders[0].execute("COMMIT")
         v = third.execute("SELECT 'served'").fetchone()[0]
