@@ -43,14 +43,7 @@ void Replace(std::string_view sql, size_t from, size_t to, std::string_view valu
 enum class Fast { kShaped, kNotShaped, kUnsure };
 
 Fast FastShape(std::string_view sql, LiteralShape& out) {
-  using scan_internal::Is;
-  using scan_internal::kDigit;
-  using scan_internal::kIdentCont;
-  using scan_internal::kIdentStart;
-  using scan_internal::kOpChar;
-  using scan_internal::kSpace;
-  using scan_internal::NumberEnd;
-  using scan_internal::StartsComment;
+  using namespace scan_internal;  // SqlScanner's character classes and number rule
   const char* const base = sql.data();
   const char* const end = base + sql.size();
   const char* p = base;
