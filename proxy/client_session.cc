@@ -651,11 +651,16 @@ awaitable<absl::Status> ClientSession::Attach(size_t shard) {
   co_return absl::OkStatus();
 }
 
-bool ClientSession::UseNow(size_t shard) {
+bool ClientSession::OthersQuiet(size_t shard) const {
   if (gather_open_) return false;
   for (const auto& l : links_) {
     if (l && l->conn && l->shard != shard && l->busy()) return false;
   }
+  return true;
+}
+
+bool ClientSession::UseNow(size_t shard) {
+  if (!OthersQuiet(shard)) return false;
   if (Held(shard)) return true;
   if (worker_.proxy().paused()) return false;
   auto taken = worker_.pool(shard).TakeIdle();
@@ -665,10 +670,7 @@ bool ClientSession::UseNow(size_t shard) {
 }
 
 bool ClientSession::QueueNow(size_t shard) {
-  if (gather_open_ || Held(shard) || worker_.proxy().paused()) return false;
-  for (const auto& l : links_) {
-    if (l && l->conn && l->busy()) return false;
-  }
+  if (!OthersQuiet(shard) || Held(shard) || worker_.proxy().paused()) return false;
   const auto now = Clock::now();
   auto handoff = [self = shared_from_this(), shard](std::unique_ptr<ServerConnection> conn) {
     self->OnHandoff(shard, std::move(conn));

@@ -328,6 +328,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // shard is held, or an idle connection is taken, and no other link is busy. False: call
   // Use().
   bool UseNow(size_t shard);
+  // No gather is open and no link to another shard has requests in flight: requests for
+  // `shard` may go now (answers keep request order).
+  bool OthersQuiet(size_t shard) const;
   // UseNow's wait without a coroutine: when every connection to `shard` is busy and none
   // can be opened, the client waits in the pool's queue (ServerPool::Queue) and the
   // message is handled again by OnHandoff. False: call Use().

@@ -88,7 +88,7 @@ Fast FastShape(std::string_view sql, LiteralShape& out) {
       if (p < end && (*p == '\'' || *p == '&')) return Fast::kUnsure;
       while (p < end && Is(*p, kIdentCont)) ++p;
       slot = operand = false;
-    } else if (Is(c, kDigit) || (c == '.' && end - p >= 2 && Is(p[1], kDigit))) {
+    } else if (StartsNumber(p, end)) {
       p = NumberEnd(p, end);
       const std::string_view text(begin, static_cast<size_t>(p - begin));
       if ((slot || operand) && SmallInteger(text)) replace(begin, p, text);
@@ -123,7 +123,7 @@ Fast FastShape(std::string_view sql, LiteralShape& out) {
         const char* q = p;
         while (q < end && Is(*q, kSpace)) ++q;
         if (StartsComment(q, end)) return Fast::kUnsure;
-        if (q < end && (Is(*q, kDigit) || (*q == '.' && end - q >= 2 && Is(q[1], kDigit)))) {
+        if (StartsNumber(q, end)) {
           const char* e = NumberEnd(q, end);
           const std::string_view number(q, static_cast<size_t>(e - q));
           if (SmallInteger(number)) {
@@ -140,9 +140,6 @@ Fast FastShape(std::string_view sql, LiteralShape& out) {
       ++p;
       switch (c) {
         case '(':
-          slot = true;
-          operand = false;
-          break;
         case ',':
           slot = true;
           operand = false;

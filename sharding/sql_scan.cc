@@ -125,7 +125,7 @@ SqlToken SqlScanner::NextSlow() {
     pos_ = begin + 1;
     return SqlToken{kind, begin, pos_};
   };
-  if (IsDigit(c) || (c == '.' && IsDigit(next))) return Number(begin);
+  if (scan_internal::StartsNumber(p, end)) return Number(begin);
   switch (c) {
     case '(':
     case '[':

@@ -60,6 +60,11 @@ inline bool StartsComment(const char* p, const char* end) {
   return end - p >= 2 && ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*'));
 }
 
+// True if a number starts at `p`: a digit, or '.' and a digit.
+inline bool StartsNumber(const char* p, const char* end) {
+  return p < end && (Is(*p, kDigit) || (*p == '.' && end - p >= 2 && Is(p[1], kDigit)));
+}
+
 // The end of the number starting at `p` (a digit, or '.' and a digit): digits, one '.'
 // and digits ("1..2" is 1 followed by ".."), an exponent.
 const char* NumberEnd(const char* p, const char* end);

@@ -53,7 +53,7 @@ TEST_CASE("Socket::ReadWhenReady reads what is waiting and what arrives later") 
   REQUIRE_FALSE(*r.ec);
   REQUIRE(room.substr(0, r.n) == "hello");
 
-  // That short read emptied the socket: the next read waits for the reactor's event.
+  // That short read emptied the socket: the next read waits until data arrives.
   Read later;
   p.socket.ReadWhenReady(asio::buffer(room), [&later](boost::system::error_code ec, size_t n) {
     later.ec = ec;
