@@ -531,10 +531,12 @@ absl::StatusOr<std::shared_ptr<const sharding::Analysis>> ClientSession::Analyze
 
 absl::StatusOr<sharding::RoutePlan> ClientSession::Route(const sharding::Statement& s,
                                                         const protocol::BindParams* params,
-                                                        std::span<const uint32_t> param_types) {
+                                                        std::span<const uint32_t> param_types,
+                                                        sharding::RouteMemo* memo) {
   sharding::RouteInputs in;
   in.params = params;
   in.param_types = param_types;
+  in.memo = memo;
   if (txn_shard_key_) {
     in.session_shard_key = *txn_shard_key_;
   } else if (session_shard_key_) {

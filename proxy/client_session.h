@@ -230,9 +230,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // Routing.
   absl::StatusOr<std::shared_ptr<const sharding::Analysis>> Analyze(std::string_view sql);
+  // `memo`: the statement's route memo (sharding::RouteInputs::memo), or nullptr.
   absl::StatusOr<sharding::RoutePlan> Route(const sharding::Statement& s,
                                             const protocol::BindParams* params,
-                                            std::span<const uint32_t> param_types);
+                                            std::span<const uint32_t> param_types,
+                                            sharding::RouteMemo* memo = nullptr);
   // The one shard a plan runs on, or nullopt when it needs a gather unit. Session
   // statements go to the held connections (or the default shard when none is held).
   std::optional<size_t> SingleTarget(const sharding::RoutePlan& plan) const;

@@ -150,11 +150,12 @@ ClientSession::QueryPlan ClientSession::PlanQuery(std::string_view sql) {
   static thread_local sharding::LiteralShape shape;
   static thread_local protocol::BindParams shape_params;
   if (sharding::ShapeOf(sql, shape)) {
-    auto shaped = worker_.analyzer().Get(shape.text);
+    sharding::RouteMemo* memo = nullptr;
+    auto shaped = worker_.analyzer().Get(shape.text, &memo);
     if (shaped.ok() && (*shaped)->statements.size() == 1) {
       shape_params.values.clear();
       for (auto v : shape.values) shape_params.values.emplace_back(std::as_bytes(std::span(v)));
-      auto plan = Route((*shaped)->statements[0], &shape_params, {});
+      auto plan = Route((*shaped)->statements[0], &shape_params, {}, memo);
       if (plan.ok() && !plan->needs_merge && plan->insert_rows.size() <= 1) {
         q.analysis = std::move(*shaped);
         q.plans.push_back(std::move(*plan));
@@ -638,7 +639,7 @@ std::optional<ClientSession::Flow> ClientSession::BindNow(const protocol::Frame&
   auto params = protocol::ParseBindParams(b->rest);
   if (!params) return std::nullopt;
   if (!holds_server()) topology_ = worker_.topology();
-  auto plan = Route(s, &*params, stmt.stmt->param_types);
+  auto plan = Route(s, &*params, stmt.stmt->param_types, &stmt.stmt->memo);
   if (!plan.ok() || plan->kind == sharding::RouteKind::kLocal ||
       LocalTransaction(s, holds_server())) {
     return std::nullopt;
@@ -699,7 +700,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
   if (!params) co_return co_await Malformed("Bind");
   absl::StatusOr<sharding::RoutePlan> plan;
   if (analysis.statements.size() == 1) {
-    plan = Route(analysis.statements[0], &*params, stmt.stmt->param_types);
+    plan = Route(analysis.statements[0], &*params, stmt.stmt->param_types, &stmt.stmt->memo);
   } else {
     // PostgreSQL refuses several statements in one Parse; any shard will say so.
     sharding::RoutePlan p;

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "protocol/messages.h"
 #include "sharding/analyzer.h"
+#include "sharding/router.h"
 
 namespace pgring::proxy {
 
@@ -25,6 +26,8 @@ struct PreparedStatement {
   // The query's analysis, filled by the first session that routes it (worker thread only;
   // null until then).
   mutable std::shared_ptr<const sharding::Analysis> analysis;
+  // The route memo of the analysis's statement (same thread as `analysis`).
+  mutable sharding::RouteMemo memo;
   // MayChangeSession(query), filled the same way (unset until then).
   mutable std::optional<bool> may_change_session;
 };

@@ -8,23 +8,26 @@ AnalyzerCache::AnalyzerCache(size_t capacity) : capacity_(std::max<size_t>(capac
   index_.reserve(capacity_);
 }
 
-absl::StatusOr<std::shared_ptr<const Analysis>> AnalyzerCache::Get(std::string_view sql) {
+absl::StatusOr<std::shared_ptr<const Analysis>> AnalyzerCache::Get(std::string_view sql,
+                                                                   RouteMemo** memo) {
   if (auto it = index_.find(sql); it != index_.end()) {
     ++hits_;
     // splice keeps the node (and the string the key views) in place.
     lru_.splice(lru_.begin(), lru_, it->second);
-    return it->second->second;
+    if (memo != nullptr) *memo = &it->second->memo;
+    return it->second->analysis;
   }
   ++misses_;
   absl::StatusOr<Analysis> analysis = Analyze(sql);
   if (!analysis.ok()) return analysis.status();
   auto shared = std::make_shared<const Analysis>(*std::move(analysis));
   if (lru_.size() >= capacity_) {
-    index_.erase(lru_.back().first);
+    index_.erase(lru_.back().sql);
     lru_.pop_back();
   }
-  lru_.emplace_front(std::string(sql), shared);
-  index_.emplace(lru_.front().first, lru_.begin());
+  lru_.push_front(Entry{std::string(sql), shared, {}});
+  index_.emplace(lru_.front().sql, lru_.begin());
+  if (memo != nullptr) *memo = &lru_.front().memo;
   return shared;
 }
 

@@ -3,6 +3,9 @@
 //   AnalyzerCache cache(4096);
 //   absl::StatusOr<std::shared_ptr<const Analysis>> a = cache.Get(sql);
 //
+// Each entry also keeps the RouteMemo of its first statement (Get's `memo`), so that a
+// statement seen again is routed by its key values without planning it again.
+//
 // Threading: none. Each proxy worker thread owns its own cache (no locks on the hot path);
 // the returned Analysis is immutable and may outlive its eviction and be read anywhere.
 // Syntax errors are not cached.
@@ -19,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "sharding/analyzer.h"
+#include "sharding/router.h"
 #include "sharding/string_map.h"
 
 namespace pgring::sharding {
@@ -34,8 +38,10 @@ class AnalyzerCache {
 
   // Returns the cached analysis of `sql`, analyzing and inserting it on a miss (evicting
   // the least recently used text when full). Errors are returned, counted as misses and not
-  // cached.
-  absl::StatusOr<std::shared_ptr<const Analysis>> Get(std::string_view sql);
+  // cached. With `memo`, sets *memo to the entry's RouteMemo for the analysis's first
+  // statement, valid until the next Get or Clear.
+  absl::StatusOr<std::shared_ptr<const Analysis>> Get(std::string_view sql,
+                                                      RouteMemo** memo = nullptr);
 
   // Drops every entry; the counters keep counting.
   void Clear();
@@ -46,7 +52,11 @@ class AnalyzerCache {
   size_t capacity() const { return capacity_; }
 
  private:
-  using Entry = std::pair<std::string, std::shared_ptr<const Analysis>>;
+  struct Entry {
+    std::string sql;
+    std::shared_ptr<const Analysis> analysis;
+    RouteMemo memo;
+  };
 
   size_t capacity_;
   uint64_t hits_ = 0;

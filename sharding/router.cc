@@ -381,7 +381,7 @@ std::string UuidText(const std::array<uint8_t, 16>& u) {
 struct KeyList {
   bool resolved = true;            // false: a value pgring cannot turn into a key
   std::string why;                 // when !resolved
-  std::vector<int64_t> hashes;     // one per non-NULL value
+  absl::InlinedVector<int64_t, 1> hashes;  // one per non-NULL value
   std::vector<std::string> shown;  // with RouteInputs::explain: the values, as text
   int nulls = 0;                   // NULL values (they match no row)
 
@@ -825,6 +825,54 @@ class Planner {
     return Unsupported("pgring cannot route this statement", "");
   }
 
+  // The kKeyed memo of a DML statement when Data() gives it a single-shard plan from one
+  // key value per sharded table whenever those values resolve to one non-NULL key each
+  // that all land on the same shard; otherwise a kGeneral memo. Reads only the statement
+  // and the table map. Not for statements with a hint comment.
+  RouteMemo KeyedMemo(const Statement& s) const {
+    RouteMemo m;
+    m.kind = RouteMemo::Kind::kGeneral;
+    if (s.kind != StatementKind::kSelect && s.kind != StatementKind::kInsert &&
+        s.kind != StatementKind::kUpdate && s.kind != StatementKind::kDelete) {
+      return m;
+    }
+    if (s.kind == StatementKind::kInsert && (!s.insert || s.insert->from_select)) return m;
+    const TableUses uses = Classify(s);
+    const TableUse* target = WriteTarget(s, uses);
+    if (!KeyUnchanged(s, uses, target).ok()) return m;
+    if (s.kind == StatementKind::kInsert && target == nullptr) return m;
+    // A single value that is a constant or a parameter: the candidates for one key.
+    const auto usable = [](const KeyValue& v) {
+      return (v.kind == KeyValue::Kind::kLiteral || v.kind == KeyValue::Kind::kParam) &&
+             !v.is_array;
+    };
+    for (const TableUse& u : uses) {
+      // Unconfigured tables pin to the default shard; a write that names a reference
+      // table writes it everywhere or fails.
+      if (u.cls == TableClass::kUnknown || (u.RefLike() && s.writes)) return m;
+      if (u.RefLike()) continue;  // read on whichever shard the keys choose
+      if (s.kind == StatementKind::kInsert && &u == target) {
+        // The key of the one VALUES row, by an explicit column list.
+        const InsertInfo& ins = *s.insert;
+        if (ins.default_values || ins.rows.size() != 1 || ins.columns.empty() ||
+            u.ref->references > 1) {
+          return m;
+        }
+        absl::StatusOr<size_t> pos = KeyPosition(*u.info, ins.columns, "INSERT");
+        if (!pos.ok() || *pos >= ins.rows[0].size() || !usable(ins.rows[0][*pos])) return m;
+        m.sources.push_back({&ins.rows[0][*pos], u.info->key_type});
+        m.insert_row = true;
+        continue;
+      }
+      const ColumnConstraint* c = KeyConstraint(s, u);
+      if (c == nullptr || c->values.size() != 1 || !usable(c->values[0])) return m;
+      m.sources.push_back({&c->values[0], u.info->key_type});
+    }
+    if (m.sources.empty()) return m;  // reference tables or catalogs only
+    m.kind = RouteMemo::Kind::kKeyed;
+    return m;
+  }
+
  private:
   // ---- plans that need no table ---------------------------------------------------------
 
@@ -1152,48 +1200,57 @@ class Planner {
   // ---- data statements ---------------------------------------------------------------------
 
   // Reads the key constraint of a sharded table.
+  // The constraint on the shard key of sharded table `use` (the first, when there are
+  // several), or nullptr.
+  static const ColumnConstraint* KeyConstraint(const Statement& s, const TableUse& use) {
+    for (const ColumnConstraint& c : s.constraints) {
+      if (SameTable(c.schema, c.table, use.ref->schema, use.ref->name) &&
+          SameColumn(c.column, use.info->key_column)) {
+        return &c;
+      }
+    }
+    return nullptr;
+  }
+
   absl::Status ReadConstraint(const Statement& s, TableUse& use) const {
     const TableInfo& info = *use.info;
-    for (const ColumnConstraint& c : s.constraints) {
-      if (!SameTable(c.schema, c.table, use.ref->schema, use.ref->name) ||
-          !SameColumn(c.column, info.key_column)) {
-        continue;
-      }
-      KeyList keys;
-      for (const KeyValue& v : c.values) {
-        absl::Status st = reader_->Add(v, info.key_type, keys);
-        if (!st.ok()) return st;
-      }
-      // Explain only: the formatting stays off the routing path.
-      const auto column = [&] { return fmt::format("{}.{}", use.Name(), info.key_column); };
-      if (!keys.resolved) {
-        if (in_.explain) {
-          use.note = fmt::format("{}: pgring cannot read {} as a {} key -> every shard", column(),
-                                 keys.why, conf::ToString(info.key_type));
-        }
-        return absl::OkStatus();
-      }
-      use.constrained = true;
-      for (int64_t h : keys.hashes) use.shards.push_back(ring_.Lookup(h));
-      SortUnique(use.shards);
+    const ColumnConstraint* c = KeyConstraint(s, use);
+    if (c == nullptr) {
       if (in_.explain) {
-        std::vector<std::string> shown = keys.shown;
-        for (int k = 0; k < keys.nulls; ++k) shown.push_back("NULL");
-        std::string values;
-        for (const std::string& v : shown) values += (values.empty() ? "" : ", ") + v;
-        if (keys.hashes.empty()) {
-          use.note = fmt::format("{} = {}: no row can match", column(), values);
-        } else if (shown.size() == 1) {
-          use.note = fmt::format("{} = {} -> hash {} -> {}", column(), values, keys.hashes[0],
-                                 ring_.shard_name(use.shards[0]));
-        } else {
-          use.note = fmt::format("{} IN ({}) -> {}", column(), values, ShardNames(use.shards));
-        }
+        use.note = fmt::format("{}: no condition on shard key {}", use.Name(), info.key_column);
       }
       return absl::OkStatus();
     }
+    KeyList keys;
+    for (const KeyValue& v : c->values) {
+      absl::Status st = reader_->Add(v, info.key_type, keys);
+      if (!st.ok()) return st;
+    }
+    // Explain only: the formatting stays off the routing path.
+    const auto column = [&] { return fmt::format("{}.{}", use.Name(), info.key_column); };
+    if (!keys.resolved) {
+      if (in_.explain) {
+        use.note = fmt::format("{}: pgring cannot read {} as a {} key -> every shard", column(),
+                               keys.why, conf::ToString(info.key_type));
+      }
+      return absl::OkStatus();
+    }
+    use.constrained = true;
+    for (int64_t h : keys.hashes) use.shards.push_back(ring_.Lookup(h));
+    SortUnique(use.shards);
     if (in_.explain) {
-      use.note = fmt::format("{}: no condition on shard key {}", use.Name(), info.key_column);
+      std::vector<std::string> shown = keys.shown;
+      for (int k = 0; k < keys.nulls; ++k) shown.push_back("NULL");
+      std::string values;
+      for (const std::string& v : shown) values += (values.empty() ? "" : ", ") + v;
+      if (keys.hashes.empty()) {
+        use.note = fmt::format("{} = {}: no row can match", column(), values);
+      } else if (shown.size() == 1) {
+        use.note = fmt::format("{} = {} -> hash {} -> {}", column(), values, keys.hashes[0],
+                               ring_.shard_name(use.shards[0]));
+      } else {
+        use.note = fmt::format("{} IN ({}) -> {}", column(), values, ShardNames(use.shards));
+      }
     }
     return absl::OkStatus();
   }
@@ -1431,10 +1488,12 @@ class Planner {
                     kHintAdvice));
   }
 
-  absl::StatusOr<RoutePlan> Data(const Statement& s) {
-    // Classify every table.
-    // Statements name few tables: no allocation for the usual ones.
-    absl::InlinedVector<TableUse, 4> uses;
+  // Statements name few tables: no allocation for the usual ones.
+  using TableUses = absl::InlinedVector<TableUse, 4>;
+
+  // Every table `s` names, classified.
+  TableUses Classify(const Statement& s) const {
+    TableUses uses;
     uses.reserve(s.tables.size());
     for (const TableRef& t : s.tables) {
       if (t.name.empty()) continue;
@@ -1443,6 +1502,32 @@ class Planner {
       u.cls = map_.Classify(t.schema, t.name, u.info);
       uses.push_back(std::move(u));
     }
+    return uses;
+  }
+
+  // Changing a row's shard key would have to move the row to another shard.
+  static absl::Status KeyUnchanged(const Statement& s, std::span<const TableUse> uses,
+                                   const TableUse* target) {
+    if (s.updated_columns.empty()) return absl::OkStatus();
+    for (const TableUse& u : uses) {
+      if (u.cls != TableClass::kSharded) continue;
+      if (target != nullptr && &u != target) continue;
+      for (const std::string& c : s.updated_columns) {
+        if (SameColumn(c, u.info->key_column)) {
+          return Unsupported(
+              "changing the shard key of a row is not supported; delete and insert the row "
+              "instead",
+              fmt::format("{} sets {}.{}, the shard key of {}; remove it from the SET list",
+                          s.kind == StatementKind::kInsert ? "ON CONFLICT DO UPDATE" : "UPDATE",
+                          u.Name(), u.info->key_column, u.Name()));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<RoutePlan> Data(const Statement& s) {
+    TableUses uses = Classify(s);
     if (uses.empty()) return NoTables(s, "the statement names no table");
 
     const bool insert_values =
@@ -1450,24 +1535,7 @@ class Planner {
     const bool insert_select =
         s.kind == StatementKind::kInsert && s.insert && s.insert->from_select;
     const TableUse* target = WriteTarget(s, uses);
-
-    // Changing a row's shard key would have to move the row to another shard.
-    if (!s.updated_columns.empty()) {
-      for (const TableUse& u : uses) {
-        if (u.cls != TableClass::kSharded) continue;
-        if (target != nullptr && &u != target) continue;
-        for (const std::string& c : s.updated_columns) {
-          if (SameColumn(c, u.info->key_column)) {
-            return Unsupported(
-                "changing the shard key of a row is not supported; delete and insert the row "
-                "instead",
-                fmt::format("{} sets {}.{}, the shard key of {}; remove it from the SET list",
-                            s.kind == StatementKind::kInsert ? "ON CONFLICT DO UPDATE" : "UPDATE",
-                            u.Name(), u.info->key_column, u.Name()));
-          }
-        }
-      }
-    }
+    if (absl::Status st = KeyUnchanged(s, uses, target); !st.ok()) return st;
 
     // Unknown tables: only on the default shard.
     std::optional<ShardId> default_shard;
@@ -1783,33 +1851,98 @@ std::string_view ToString(RouteKind kind) {
 
 // DML that names only tables pgring does not shard runs on the default shard, whatever its
 // values or hint: the planner's general path gives the same plan, at several times the cost.
-static std::optional<ShardId> UnconfiguredTablesOnly(const Statement& s, const TableMap& tables,
-                                                     const Ring& ring) {
+static bool UnconfiguredTablesOnly(const Statement& s, const TableMap& tables) {
   if (s.kind != StatementKind::kSelect && s.kind != StatementKind::kInsert &&
       s.kind != StatementKind::kUpdate && s.kind != StatementKind::kDelete) {
-    return std::nullopt;
+    return false;
   }
-  if (tables.default_shard().empty()) return std::nullopt;
+  if (tables.default_shard().empty()) return false;
   bool named = false;
   for (const TableRef& t : s.tables) {
     if (t.name.empty()) continue;
-    if (tables.Classify(t.schema, t.name) != TableClass::kUnknown) return std::nullopt;
+    if (tables.Classify(t.schema, t.name) != TableClass::kUnknown) return false;
     named = true;
   }
-  return named ? ring.FindShard(tables.default_shard()) : std::nullopt;
+  return named;
+}
+
+// Fills `p` for a statement on the default shard; false when the ring has no such shard.
+static bool DefaultShardPlan(const Statement& s, const TableMap& tables, const Ring& ring,
+                             RoutePlan& p) {
+  std::optional<ShardId> id = ring.FindShard(tables.default_shard());
+  if (!id) return false;
+  p.kind = RouteKind::kDefault;
+  p.shards = {*id};
+  p.is_write = s.writes;
+  return true;
+}
+
+static RouteMemo MakeMemo(const Statement& s, const TableMap& tables, const Ring& ring,
+                          const RouteInputs& inputs) {
+  RouteMemo m;
+  if (UnconfiguredTablesOnly(s, tables)) {
+    m.kind = RouteMemo::Kind::kDefault;
+  } else if (s.hint_shard_key) {
+    m.kind = RouteMemo::Kind::kGeneral;
+  } else {
+    m = Planner(tables, ring, inputs).KeyedMemo(s);
+  }
+  m.tables_id = tables.id();
+  return m;
+}
+
+// Fills `p` with the plan the memo gives for these inputs; false when the planner must
+// decide.
+static bool RouteByMemo(const Statement& s, const RouteMemo& m, const TableMap& tables,
+                        const Ring& ring, const RouteInputs& inputs, RoutePlan& p) {
+  switch (m.kind) {
+    case RouteMemo::Kind::kUnmade:
+    case RouteMemo::Kind::kGeneral:
+      return false;
+    case RouteMemo::Kind::kDefault:
+      return DefaultShardPlan(s, tables, ring, p);
+    case RouteMemo::Kind::kKeyed:
+      break;
+  }
+  const ValueReader reader(inputs, nullptr);
+  std::optional<ShardId> shard;
+  for (const RouteMemo::Source& source : m.sources) {
+    KeyList keys;
+    if (!reader.Add(*source.value, source.type, keys).ok() || !keys.resolved ||
+        keys.nulls != 0 || keys.hashes.size() != 1) {
+      return false;  // the planner reports the error or plans several shards
+    }
+    const ShardId id = ring.Lookup(keys.hashes[0]);
+    if (shard && *shard != id) return false;
+    shard = id;
+  }
+  p.kind = RouteKind::kSingle;
+  p.shards = {*shard};
+  p.is_write = s.writes;
+  if (m.insert_row) p.insert_rows = {{0}};
+  return true;
+}
+
+// Routes without planning when the memo, or a statement on unconfigured tables only,
+// allows it: fills `p` and returns true.
+static bool RouteWithoutPlanning(const Statement& s, const TableMap& tables, const Ring& ring,
+                                 const RouteInputs& inputs, RoutePlan& p) {
+  if (inputs.explain) return false;
+  RouteMemo* memo = inputs.memo;
+  if (memo == nullptr) {
+    return UnconfiguredTablesOnly(s, tables) && DefaultShardPlan(s, tables, ring, p);
+  }
+  if (memo->kind == RouteMemo::Kind::kUnmade || memo->tables_id != tables.id()) {
+    *memo = MakeMemo(s, tables, ring, inputs);
+  }
+  return RouteByMemo(s, *memo, tables, ring, inputs, p);
 }
 
 absl::StatusOr<RoutePlan> Router::Route(const Statement& statement, const TableMap& tables,
                                         const Ring& ring, const RouteInputs& inputs) {
-  if (!inputs.explain) {
-    if (std::optional<ShardId> id = UnconfiguredTablesOnly(statement, tables, ring)) {
-      absl::StatusOr<RoutePlan> plan(absl::in_place);
-      plan->kind = RouteKind::kDefault;
-      plan->shards = {*id};
-      plan->is_write = statement.writes;
-      return plan;
-    }
-  }
+  // One plan object, returned from every path (no moves on the fast one).
+  absl::StatusOr<RoutePlan> plan(absl::in_place);
+  if (RouteWithoutPlanning(statement, tables, ring, inputs, *plan)) return plan;
   std::optional<Hint> hint;
   if (statement.hint_shard_key) {
     hint = Hint{*statement.hint_shard_key, "statement comment"};
@@ -1817,7 +1950,8 @@ absl::StatusOr<RoutePlan> Router::Route(const Statement& statement, const TableM
     hint = Hint{*inputs.session_shard_key, kSessionHint};
   }
   Planner planner(tables, ring, inputs);
-  return planner.Route(statement, hint, nullptr);
+  plan = planner.Route(statement, hint, nullptr);
+  return plan;
 }
 
 absl::StatusOr<int64_t> Router::HashKeyText(std::string_view text, KeyType type) {

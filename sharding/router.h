@@ -103,6 +103,30 @@ struct RoutePlan {
   std::string reason;
 };
 
+// What Route() worked out about one statement under one table map, so that routing it
+// again costs reading its key values, not planning it. Route() makes it on first use (see
+// RouteInputs::memo) and remakes it when the table map changed; only Route() reads or
+// writes its fields. It points into the Statement it describes: keep it next to that
+// Statement (in the analyzer cache entry, the prepared statement), and use it from one
+// thread at a time.
+struct RouteMemo {
+  enum class Kind : uint8_t {
+    kUnmade,   // not made yet
+    kGeneral,  // planned on every route
+    kDefault,  // names only tables outside the map: the default shard, whatever the values
+    kKeyed,    // one shard-key value per sharded table (`sources`) decides: the shard that
+               // owns them all, when each is one non-NULL key and they agree; else planned
+  };
+  struct Source {
+    const KeyValue* value = nullptr;  // in the Statement
+    conf::KeyType type = conf::KeyType::kInt;
+  };
+  Kind kind = Kind::kUnmade;
+  uint64_t tables_id = 0;   // TableMap::id() it was made for
+  bool insert_row = false;  // kKeyed INSERT of one VALUES row: insert_rows is {{0}}
+  absl::InlinedVector<Source, 2> sources;
+};
+
 // Values known only when the statement runs.
 struct RouteInputs {
   // Bind parameter values and formats ($n is values[n-1]); nullptr when there are none
@@ -124,6 +148,9 @@ struct RouteInputs {
       column_order;
   // Fill RoutePlan::reason (costs a few allocations; off on the hot path).
   bool explain = false;
+  // The statement's memo, or nullptr: Route() makes or remakes it as needed and routes by
+  // it when it applies (never with `explain`), with the same result as planning.
+  RouteMemo* memo = nullptr;
 };
 
 class Router {

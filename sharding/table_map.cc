@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <utility>
 
 namespace pgring::sharding {
@@ -20,6 +21,11 @@ std::string_view TruncateIdentifier(std::string_view id) {
 std::string TableInfo::DisplayName() const {
   if (schema == kPublic) return name;
   return fmt::format("{}.{}", schema, name);
+}
+
+uint64_t TableMap::NextId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 TableMap::TableMap(const conf::Config& config) : TableMap(config.tables, config.default_shard) {}

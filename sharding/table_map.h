@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,6 +90,10 @@ class TableMap {
   // Number of configured tables.
   size_t size() const { return size_; }
 
+  // Names this map's content: maps built separately have different ids (a copy keeps its
+  // source's). What is worked out from a map (a RouteMemo) records the id it was made for.
+  uint64_t id() const { return id_; }
+
  private:
   void Add(const conf::TableConfig& table);
 
@@ -100,6 +105,9 @@ class TableMap {
   bool any_sharded_ = false;
   bool mixed_key_types_ = false;
   size_t size_ = 0;
+  uint64_t id_ = NextId();
+
+  static uint64_t NextId();
 };
 
 }  // namespace pgring::sharding
