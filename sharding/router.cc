@@ -379,11 +379,11 @@ std::string UuidText(const std::array<uint8_t, 16>& u) {
 
 // The keys one constraint or INSERT cell allows.
 struct KeyList {
-  bool resolved = true;            // false: a value pgring cannot turn into a key
-  std::string why;                 // when !resolved
+  bool resolved = true;                    // false: a value pgring cannot turn into a key
+  std::string why;                         // when !resolved
   absl::InlinedVector<int64_t, 1> hashes;  // one per non-NULL value
-  std::vector<std::string> shown;  // with RouteInputs::explain: the values, as text
-  int nulls = 0;                   // NULL values (they match no row)
+  std::vector<std::string> shown;          // with RouteInputs::explain: the values, as text
+  int nulls = 0;                           // NULL values (they match no row)
 
   void Unresolved(std::string reason) {
     if (resolved) why = std::move(reason);
@@ -1199,7 +1199,6 @@ class Planner {
 
   // ---- data statements ---------------------------------------------------------------------
 
-  // Reads the key constraint of a sharded table.
   // The constraint on the shard key of sharded table `use` (the first, when there are
   // several), or nullptr.
   static const ColumnConstraint* KeyConstraint(const Statement& s, const TableUse& use) {
@@ -1212,6 +1211,7 @@ class Planner {
     return nullptr;
   }
 
+  // Reads the key constraint of a sharded table.
   absl::Status ReadConstraint(const Statement& s, TableUse& use) const {
     const TableInfo& info = *use.info;
     const ColumnConstraint* c = KeyConstraint(s, use);
