@@ -93,7 +93,10 @@ def throughput_markdown(meta, scenarios):
                  f"{meta['pgring']} (commit {meta['commit']}).")
     lines.append(f"Each run {meta['duration']} s, {meta['pairs']} alternating pairs per "
                  f"scenario, order rotated each pair; pool size {meta['pool_size']} "
-                 f"(pgring and PgBouncer), pgring workers {meta['workers']}, pgbench scale "
+                 f"(pgring and PgBouncer"
+                 + (f"; pgring {meta['sharded_pool_size']} per shard in sharded-*"
+                    if meta.get("sharded_pool_size") else "")
+                 + f"), pgring workers {meta['workers']}, pgbench scale "
                  f"{meta['scale']}."
                  + (f" Load average {meta['loadavg_start']} at the start, "
                     f"{meta.get('loadavg_end')} at the end." if "loadavg_start" in meta
