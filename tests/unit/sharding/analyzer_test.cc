@@ -1169,6 +1169,28 @@ TEST_CASE("cache stays within capacity and evicts the least recently used", "[an
   CHECK(cache.size() == 0);
 }
 
+TEST_CASE("cache keeps one route memo per entry", "[analyzer][cache]") {
+  AnalyzerCache cache(2);
+  RouteMemo* first = nullptr;
+  REQUIRE(cache.Get("SELECT * FROM t WHERE k = $1", &first).ok());
+  REQUIRE(first != nullptr);
+  first->kind = RouteMemo::Kind::kGeneral;  // as Router::Route would leave it
+  RouteMemo* other = nullptr;
+  REQUIRE(cache.Get("SELECT 2", &other).ok());
+  CHECK(other != first);
+  CHECK(other->kind == RouteMemo::Kind::kUnmade);
+  RouteMemo* again = nullptr;
+  REQUIRE(cache.Get("SELECT * FROM t WHERE k = $1", &again).ok());
+  CHECK(again == first);
+  CHECK(again->kind == RouteMemo::Kind::kGeneral);
+  // A text analyzed again after its eviction starts with a new, unmade memo.
+  REQUIRE(cache.Get("SELECT 3").ok());
+  REQUIRE(cache.Get("SELECT 4").ok());
+  RouteMemo* fresh = nullptr;
+  REQUIRE(cache.Get("SELECT * FROM t WHERE k = $1", &fresh).ok());
+  CHECK(fresh->kind == RouteMemo::Kind::kUnmade);
+}
+
 TEST_CASE("cache does not store syntax errors", "[analyzer][cache]") {
   AnalyzerCache cache(4);
   auto bad = cache.Get("SELEC 1");
