@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <random>
@@ -12,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bind_values.h"
 #include "protocol/sql_error.h"
 #include "sharding/analyzer.h"
 #include "sharding/router.h"
@@ -23,6 +23,8 @@ namespace {
 using conf::KeyType;
 using conf::TableConfig;
 using conf::TableKind;
+using testing::BigEndian;
+using testing::Binds;
 
 TableConfig Table(std::string name, TableKind kind, std::string key = "",
                   KeyType type = KeyType::kInt) {
@@ -100,41 +102,9 @@ constexpr std::string_view kStatements[] = {
     "WHERE tenant_id = $1",
 };
 
-// Keeps Bind values alive for the spans in BindParams.
-class Values {
- public:
-  void Text(std::string_view s) {
-    std::vector<std::byte>& b = storage_.emplace_back();
-    for (char c : s) b.push_back(static_cast<std::byte>(c));
-    params_.values.emplace_back(std::span<const std::byte>(b));
-    formats_.push_back(0);
-  }
-  void Int8(int64_t v) {
-    std::vector<std::byte>& b = storage_.emplace_back();
-    for (int k = 7; k >= 0; --k) {
-      b.push_back(static_cast<std::byte>((static_cast<uint64_t>(v) >> (8 * k)) & 0xff));
-    }
-    params_.values.emplace_back(std::span<const std::byte>(b));
-    formats_.push_back(1);
-  }
-  void Null() {
-    params_.values.emplace_back(std::nullopt);
-    formats_.push_back(0);
-  }
-  const protocol::BindParams& params() {
-    params_.formats = formats_;
-    return params_;
-  }
-
- private:
-  std::deque<std::vector<std::byte>> storage_;
-  decltype(protocol::BindParams::formats) formats_;
-  protocol::BindParams params_;
-};
-
 // One Bind value: mostly small integer keys (so two keys often share a shard and often do
 // not), sometimes NULL, arrays, text and uuid keys, or values that are not valid keys.
-void AddValue(std::mt19937& rng, Values& v) {
+void AddValue(std::mt19937& rng, Binds& v) {
   const int pick = static_cast<int>(rng() % 20);
   const auto key = [&] { return static_cast<int64_t>(rng() % 40) + 1; };
   switch (pick) {
@@ -158,7 +128,7 @@ void AddValue(std::mt19937& rng, Values& v) {
       break;
     case 6:
     case 7:
-      v.Int8(key());
+      v.Binary(BigEndian(key(), 8));
       break;
     default:
       v.Text(std::to_string(key()));
@@ -203,7 +173,7 @@ TEST_CASE("RouteMemo: routing through a memo equals planning, for every value", 
     RouteMemo memo;
     for (int round = 0; round < 400; ++round) {
       const TableMap& map = (round / 100) % 2 == 0 ? strict : with_default;
-      Values values;
+      Binds values;
       AddValue(rng, values);
       AddValue(rng, values);
       RouteInputs in;
@@ -226,7 +196,7 @@ TEST_CASE("RouteMemo: keyed statements route from their values alone", "[router]
   const auto memo_of = [&](std::string_view sql) {
     absl::StatusOr<Analysis> a = Analyze(sql);
     REQUIRE(a.ok());
-    Values values;
+    Binds values;
     values.Text("5");
     values.Text("5");
     RouteMemo memo;

@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <set>
@@ -12,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bind_values.h"
 #include "protocol/sql_error.h"
 #include "sharding/analyzer.h"
 #include "sharding/hash.h"
@@ -24,6 +24,8 @@ using conf::KeyType;
 using conf::TableConfig;
 using conf::TableKind;
 using Shards = ShardList;
+using testing::BigEndian;
+using testing::Binds;
 
 constexpr std::string_view kUuidA = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
 
@@ -59,46 +61,6 @@ std::shared_ptr<const Ring> MakeRing(std::vector<std::string> names = {"shard-a"
   auto ring = Ring::Build(RingVersion(1), std::move(names), 64);
   REQUIRE(ring.ok());
   return *ring;
-}
-
-// Keeps Bind values alive for the spans in BindParams.
-class Binds {
- public:
-  Binds& Text(std::string_view s) {
-    std::vector<std::byte>& b = storage_.emplace_back();
-    for (char c : s) b.push_back(static_cast<std::byte>(c));
-    params_.values.emplace_back(std::span<const std::byte>(b));
-    formats_.push_back(0);
-    return *this;
-  }
-  Binds& Binary(std::vector<std::byte> bytes) {
-    std::vector<std::byte>& b = storage_.emplace_back(std::move(bytes));
-    params_.values.emplace_back(std::span<const std::byte>(b));
-    formats_.push_back(1);
-    return *this;
-  }
-  Binds& Null() {
-    params_.values.emplace_back(std::nullopt);
-    formats_.push_back(0);
-    return *this;
-  }
-  const protocol::BindParams& params() {
-    params_.formats = formats_;
-    return params_;
-  }
-
- private:
-  std::deque<std::vector<std::byte>> storage_;
-  decltype(protocol::BindParams::formats) formats_;
-  protocol::BindParams params_;
-};
-
-std::vector<std::byte> BigEndian(int64_t v, int width) {
-  std::vector<std::byte> out;
-  for (int k = width - 1; k >= 0; --k) {
-    out.push_back(static_cast<std::byte>((static_cast<uint64_t>(v) >> (8 * k)) & 0xff));
-  }
-  return out;
 }
 
 void Append(std::vector<std::byte>& out, const std::vector<std::byte>& more) {
