@@ -15,10 +15,6 @@ build/proxy/pgring in the repository.
 """
 
 import os
-import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,150 +22,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgtest  # noqa: E402
-from pgtest import check, fail, log  # noqa: E402
+from pgtest import check, log  # noqa: E402
+from second_proxy import SecondProxy, edit_config  # noqa: E402
 
 import psycopg  # noqa: E402
 
 TABLE = "clients_pool"
-REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 
 
-def find_binary():
-    candidates = [os.environ.get("PGRING_BIN")]
-    if os.environ.get("PGRING_BINARY_DIR"):
-        candidates.append(os.path.join(os.environ["PGRING_BINARY_DIR"], "proxy", "pgring"))
-    candidates.append(os.path.join(REPO, "build", "proxy", "pgring"))
-    for c in candidates:
-        if c and os.access(c, os.X_OK):
-            return c
-    fail("no pgring binary: set PGRING_BIN (CTest does) or build build/proxy/pgring")
-
-
-def free_ports(n):
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def edit_config(text, scalars, listen, pool):
-    """Returns text with the top-level scalar keys in scalars and the given keys of the
-    sections listen: and pool: set (a missing key is added)."""
-    sections = {"listen": dict(listen), "pool": dict(pool)}
-    scalars = dict(scalars)
-    out, current, pending = [], None, {}
-
-    def flush():
-        for k, v in pending.items():
-            out.append(f"  {k}: {v}")
-        pending.clear()
-
-    for line in text.splitlines():
-        top = re.match(r"^([A-Za-z_]+):", line)
-        if top and top.group(1) in scalars:
-            flush()
-            current = top.group(1)
-            out.append(f"{current}: {scalars.pop(current)}")
-            continue
-        if top:
-            flush()
-            current = top.group(1)
-            pending.update(sections.pop(current, {}))
-            out.append(line)
-            continue
-        child = re.match(r"^  ([A-Za-z_]+):", line)
-        if child and child.group(1) in pending:
-            out.append(f"  {child.group(1)}: {pending.pop(child.group(1))}")
-            continue
-        out.append(line)
-    flush()
-    out.extend(f"{k}: {v}" for k, v in scalars.items())
-    for name, keys in sections.items():  # sections the file did not have
-        out.append(f"{name}:")
-        out.extend(f"  {k}: {v}" for k, v in keys.items())
-    return "\n".join(out) + "\n"
-
-
-class SecondProxy:
-    """A pgring process of this test, stopped (SIGTERM, then SIGKILL) by stop()."""
-
-    def __init__(self, env, workdir):
-        self.binary = find_binary()
-        self.port, self.admin_port, self.metrics_port = free_ports(3)
-        self.config = os.path.join(workdir, "pgring.yaml")
-        with open(env["PGRING_CONFIG"], encoding="utf-8") as f:
-            self.base_config = f.read()
-        self.write_config("1s")
-        self.log_path = os.path.join(workdir, "pgring.log")
-        host, _, user, password, db = pgtest.dsn_parts(env["PGRING_DSN"])
-        self.dsn = f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{db}"
-        _, _, auser, apassword, adb = pgtest.dsn_parts(env["PGRING_ADMIN_DSN"])
-        self.admin_dsn = f"postgresql://{auser}:{apassword}@127.0.0.1:{self.admin_port}/{adb}"
-        self.proc = None
-
-    def write_config(self, wait_timeout):
-        # One worker: pgring splits pool.size evenly between its workers, and a client
-        # only borrows from its own worker's share (docs/pooling.md).
-        text = edit_config(self.base_config, {"workers": 1},
-                           {"port": self.port, "admin_port": self.admin_port, "metrics_port": self.metrics_port},
-                           {"size": 2, "query_wait_timeout": wait_timeout})
-        tmp = self.config + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, self.config)
-
-    def start(self):
-        out = subprocess.run([self.binary, "--check-config", self.config], capture_output=True, text=True)
-        check(out.returncode == 0, f"pgring --check-config refuses the copied config: {out.stdout}{out.stderr}")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([self.binary, "--config", self.config], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def accepting():
-            if self.proc.poll() is not None:
-                fail(f"second pgring exited with code {self.proc.returncode} during start-up: {self.tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        pgtest.wait_until(f"the second pgring to accept connections on port {self.port}", accepting, timeout=30)
-        log(f"   second pgring (pid {self.proc.pid}) on port {self.port}, admin {self.admin_port}")
-
-    def admin(self, sql):
-        with psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10) as conn:
-            res = conn.pgconn.exec_(sql.encode())
-            if res.status not in (psycopg.pq.ExecStatus.TUPLES_OK, psycopg.pq.ExecStatus.COMMAND_OK):
-                fail(f"admin {sql!r} on the second pgring failed: {res.error_message.decode(errors='replace')}")
-            cols = [res.fname(i).decode() for i in range(res.nfields)]
-            return [{c: (None if res.get_value(r, i) is None else res.get_value(r, i).decode())
-                     for i, c in enumerate(cols)} for r in range(res.ntuples)]
-
-    def config_value(self, key):
-        return next((r["value"] for r in self.admin("SHOW CONFIG") if r["key"] == key), None)
-
-    def tail(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "".join(f.readlines()[-15:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self):
-        if not self.proc or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+def limits(wait_timeout):
+    """The config edit of this test: one worker (pgring splits pool.size evenly between its
+    workers, and a client only borrows from its own worker's share, docs/pooling.md),
+    pool.size 2 and the given query_wait_timeout."""
+    return lambda text: edit_config(text, {"workers": 1}, {},
+                                    {"size": 2, "query_wait_timeout": wait_timeout})
 
 
 def test_wait_timeout(env, px):
@@ -247,7 +113,7 @@ def test_wait_timeout(env, px):
 
 def test_many_clients(env, px):
     log("-- RELOAD with query_wait_timeout 10s, then 200 clients x 3 transactions over pool.size 2")
-    px.write_config("10s")
+    px.write_config(limits("10s"))
     px.admin("RELOAD")
     got = px.config_value("pool.query_wait_timeout")
     check(got == "10000ms", f"after RELOAD, SHOW CONFIG pool.query_wait_timeout = {got!r}, want 10000ms")
@@ -294,7 +160,7 @@ def test_many_clients(env, px):
 
 def test(env):
     with tempfile.TemporaryDirectory(prefix="pgring-pool-limits.") as workdir:
-        px = SecondProxy(env, workdir)
+        px = SecondProxy(env, workdir, limits("1s"))
         try:
             px.start()
             test_wait_timeout(env, px)
