@@ -160,6 +160,16 @@ bool IsSpace(char c) {
 // Reads an integer as PostgreSQL 15's int2in/int4in/int8in do: optional white space, an
 // optional sign, decimal digits, optional white space.
 absl::StatusOr<int64_t> ParsePgInt(std::string_view text, ValType type) {
+  // The usual value: up to 9 digits and nothing else, which fits every integer type but
+  // int2.
+  if (!text.empty() && text.size() <= 9 && type != ValType::kInt2) {
+    int64_t value = 0;
+    size_t i = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+      value = value * 10 + (text[i] - '0');
+    }
+    if (i == text.size()) return value;
+  }
   const std::string_view name = SqlTypeName(type);
   size_t i = 0;
   while (i < text.size() && IsSpace(text[i])) ++i;
@@ -774,15 +784,15 @@ class Planner {
         return Transaction(s);
       case StatementKind::kSet:
         if (s.set_name.starts_with("pgring.")) {
-          return Local(fmt::format("{} is a pgring setting, kept by pgring", s.set_name));
+          return Local("{} is a pgring setting, kept by pgring", s.set_name);
         }
-        return Session(s.reset_all ? "RESET ALL applies to every server connection of the client"
-                                   : fmt::format("SET {} applies to every server connection of "
-                                                 "the client",
-                                                 s.set_name));
+        if (s.reset_all) {
+          return Session("RESET ALL applies to every server connection of the client");
+        }
+        return Session("SET {} applies to every server connection of the client", s.set_name);
       case StatementKind::kShow:
         if (s.set_name.starts_with("pgring.")) {
-          return Local(fmt::format("{} is a pgring setting, shown by pgring", s.set_name));
+          return Local("{} is a pgring setting, shown by pgring", s.set_name);
         }
         return Default(s, /*any=*/true, "SHOW reads a setting, the same on every shard");
       case StatementKind::kPrepare:
@@ -882,15 +892,18 @@ class Planner {
     return p;
   }
 
-  RoutePlan Local(std::string reason) const {
+  // Local and Session format their reason only to explain the plan.
+  template <typename... Args>
+  RoutePlan Local(fmt::format_string<Args...> reason, Args&&... args) const {
     RoutePlan p = Base(RouteKind::kLocal);
-    if (in_.explain) p.reason = std::move(reason);
+    if (in_.explain) p.reason = fmt::format(reason, std::forward<Args>(args)...);
     return p;
   }
 
-  RoutePlan Session(std::string reason) const {
+  template <typename... Args>
+  RoutePlan Session(fmt::format_string<Args...> reason, Args&&... args) const {
     RoutePlan p = Base(RouteKind::kSession);
-    if (in_.explain) p.reason = std::move(reason);
+    if (in_.explain) p.reason = fmt::format(reason, std::forward<Args>(args)...);
     return p;
   }
 
