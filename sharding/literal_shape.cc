@@ -23,18 +23,59 @@ bool PlainString(std::string_view t) {
   return t.substr(1, t.size() - 2).find('\'') == std::string_view::npos;
 }
 
-// Appends sql[copied, from) and the next parameter ($n) to the shape, with `value` as
-// its value; the text resumes at `to`.
-void Replace(std::string_view sql, size_t from, size_t to, std::string_view value,
-             size_t& copied, LiteralShape& out) {
-  out.text.append(sql.substr(copied, from - copied));
-  out.values.push_back(value);
-  char name[24];
-  name[0] = '$';
-  auto end = std::to_chars(name + 1, name + sizeof(name), out.values.size()).ptr;
-  out.text.append(name, static_cast<size_t>(end - name));
-  copied = to;
-}
+// Writes a shape into `out`: the statement with literals replaced by $n, in out.buffer,
+// which keeps its size from statement to statement (no allocation and no clearing once it
+// is large enough).
+class ShapeWriter {
+ public:
+  ShapeWriter(std::string_view sql, LiteralShape& out) : sql_(sql), out_(out) {
+    out.text = {};
+    out.values.clear();
+  }
+
+  // Copies the statement up to `from` and writes the next parameter ($n) in place of the
+  // literal sql[from, to), whose value is `value`.
+  void Replace(size_t from, size_t to, std::string_view value) {
+    out_.values.push_back(value);
+    const size_t gap = from - copied_;
+    char* dst = Room(gap + 1 + kMaxDigits);
+    std::memcpy(dst, sql_.data() + copied_, gap);
+    dst += gap;
+    *dst++ = '$';
+    const size_t n = out_.values.size();
+    if (n < 10) {
+      *dst++ = static_cast<char>('0' + n);
+    } else {
+      dst = std::to_chars(dst, dst + kMaxDigits, n).ptr;
+    }
+    length_ = static_cast<size_t>(dst - out_.buffer.data());
+    copied_ = to;
+  }
+
+  // Copies the rest of the statement and points out.text at the shape.
+  void Finish() {
+    const size_t rest = sql_.size() - copied_;
+    std::memcpy(Room(rest), sql_.data() + copied_, rest);
+    length_ += rest;
+    out_.text = std::string_view(out_.buffer.data(), length_);
+  }
+
+ private:
+  static constexpr size_t kMaxDigits = 20;  // of a size_t
+
+  // Where the next `n` bytes go.
+  char* Room(size_t n) {
+    if (out_.buffer.size() < length_ + n) {
+      out_.buffer.resize(std::max(length_ + n + 64, 2 * out_.buffer.size()));
+    }
+    return out_.buffer.data() + length_;
+  }
+
+  std::string_view sql_;
+  LiteralShape& out_;
+  size_t copied_ = 0;  // sql[0, copied_) is written
+  size_t length_ = 0;  // bytes written to out.buffer
+};
 
 // One pass over the text for the usual statement (words, integers and decimals, plain
 // strings, operators, punctuation), with the token rules of SqlScanner; anything else
@@ -73,10 +114,9 @@ Fast FastShape(std::string_view sql, LiteralShape& out) {
   }
   bool slot = false;     // the previous token is `=`, `(` or `,`
   bool operand = false;  // the previous token is an operator without a minus
-  size_t copied = 0;     // sql[0, copied) is in out.text
+  ShapeWriter writer(sql, out);
   const auto replace = [&](const char* from, const char* to, std::string_view value) {
-    Replace(sql, static_cast<size_t>(from - base), static_cast<size_t>(to - base), value,
-            copied, out);
+    writer.Replace(static_cast<size_t>(from - base), static_cast<size_t>(to - base), value);
   };
   for (;;) {
     skip_space();
@@ -174,7 +214,7 @@ Fast FastShape(std::string_view sql, LiteralShape& out) {
     }
   }
   if (out.values.empty()) return Fast::kNotShaped;
-  out.text.append(sql.substr(copied));
+  writer.Finish();
   return Fast::kShaped;
 }
 
@@ -183,8 +223,7 @@ Fast FastShape(std::string_view sql, LiteralShape& out) {
 namespace shape_internal {
 
 bool ShapeByTokens(std::string_view sql, LiteralShape& out) {
-  out.text.clear();
-  out.values.clear();
+  ShapeWriter writer(sql, out);
   SqlScanner scan(sql);
   SqlToken first = scan.Next();
   if (first.kind != Kind::kWord) return false;
@@ -194,7 +233,6 @@ bool ShapeByTokens(std::string_view sql, LiteralShape& out) {
     return false;
   }
   SqlToken prev = first;
-  size_t copied = 0;  // sql[0, copied) is in out.text
   for (SqlToken t = scan.Next(); t.kind != Kind::kEnd; t = scan.Next()) {
     switch (t.kind) {
       case Kind::kError:
@@ -253,18 +291,18 @@ bool ShapeByTokens(std::string_view sql, LiteralShape& out) {
         }
       }
     }
-    if (replace) Replace(sql, begin, t.end, value, copied, out);
+    if (replace) writer.Replace(begin, t.end, value);
     prev = t;
   }
   if (out.values.empty()) return false;
-  out.text.append(sql.substr(copied));
+  writer.Finish();
   return true;
 }
 
 }  // namespace shape_internal
 
 bool ShapeOf(std::string_view sql, LiteralShape& out) {
-  out.text.clear();
+  out.text = {};
   out.values.clear();
   switch (FastShape(sql, out)) {
     case Fast::kShaped:

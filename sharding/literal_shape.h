@@ -19,7 +19,7 @@
 // where the grammar wants a constant) means analyzing the text itself instead.
 //
 // The shape is for analysis and routing only: the statement's own text is what runs.
-// Pure; allocates only the shape's text and value list.
+// Pure; allocates only when the shape's buffer or value list must grow.
 #pragma once
 
 #include <string>
@@ -28,11 +28,20 @@
 
 namespace pgring::sharding {
 
+// Filled by ShapeOf; meant to be reused from statement to statement (its buffer then
+// stops growing), so it cannot be copied.
 struct LiteralShape {
-  std::string text;
+  LiteralShape() = default;
+  LiteralShape(const LiteralShape&) = delete;
+  LiteralShape& operator=(const LiteralShape&) = delete;
+
+  // The shape's text, in `buffer`: valid until the next ShapeOf into this object.
+  std::string_view text;
   // The replaced values in parameter order: $n is values[n - 1], the literal's text without
   // its quotes; views into the statement text.
   std::vector<std::string_view> values;
+  // Storage of `text`.
+  std::string buffer;
 };
 
 // Fills `out` and returns true if `sql` is one statement of the kinds above with at least

@@ -26,6 +26,32 @@ TEST_CASE("ShapeOf replaces key-like literals after =, ( and ,", "[literal_shape
   CHECK(s.text == "DELETE FROM t WHERE k IN ($1, $2) AND j = ANY($3::bigint[])");
 }
 
+TEST_CASE("ShapeOf numbers many parameters and reuses its buffer", "[literal_shape]") {
+  LiteralShape s;
+  // 120 rows of 2 values: parameters $1 to $240, a shape longer than any before.
+  std::string sql = "INSERT INTO t (k, v) VALUES ";
+  std::string want = sql;
+  for (int r = 0; r < 120; ++r) {
+    sql += (r ? ", (" : "(") + std::to_string(1000 + r) + ", 'v" + std::to_string(r) + "')";
+    want += (r ? ", ($" : "($") + std::to_string(2 * r + 1) + ", $" +
+            std::to_string(2 * r + 2) + ")";
+  }
+  for (const bool tokens : {false, true}) {
+    INFO((tokens ? "token pass" : "one pass"));
+    REQUIRE((tokens ? shape_internal::ShapeByTokens(sql, s) : ShapeOf(sql, s)));
+    CHECK(s.text == want);
+    REQUIRE(s.values.size() == 240);
+    CHECK(s.values[9] == "v4");
+    CHECK(s.values[238] == "1119");
+    // A short statement after the long one: only its own text.
+    REQUIRE(ShapeOf("UPDATE t SET v = 'x' WHERE k = 7", s));
+    CHECK(s.text == "UPDATE t SET v = $1 WHERE k = $2");
+    CHECK(s.values == Values{"x", "7"});
+  }
+  CHECK_FALSE(ShapeOf("SELECT * FROM t ORDER BY 1", s));
+  CHECK(s.text.empty());
+}
+
 TEST_CASE("ShapeOf keeps literals whose meaning a parameter would change", "[literal_shape]") {
   LiteralShape s;
   // LIMIT, ORDER BY positions, floats, huge integers, E'' strings, doubled quotes,
