@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <random>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -110,6 +111,24 @@ TEST_CASE("SCRAM: verifiers computed by PostgreSQL 15", "[auth][scram][interop]"
   CHECK(Exchange(*umlaut, "passwort").code() == absl::StatusCode::kPermissionDenied);
   CHECK(FormatScramVerifier(MakeScramVerifier("p\xc3\xa4ssw\xc3\xb6rd", 4096, umlaut->salt)) ==
         kPgVerifierUmlaut);
+}
+
+TEST_CASE("SCRAM server: every exchange gets a server nonce of its own", "[auth][scram]") {
+  // Nonces come from a per-thread pool of generator output: across more than one refill
+  // of it, no two are the same.
+  const ScramVerifier v = MakeScramVerifier("pw");
+  std::set<std::string> nonces;
+  for (int i = 0; i < 500; ++i) {
+    ScramServer server(v);
+    auto first = server.HandleClientFirst("n,,n=,r=clientnonce");
+    REQUIRE(first.ok());
+    // "r=<client nonce><server nonce>,s=...,i=..."
+    const std::string nonce = first->substr(2, first->find(',') - 2);
+    REQUIRE(nonce.starts_with("clientnonce"));
+    CHECK(nonce.size() > std::string_view("clientnonce").size() + 16);
+    nonces.insert(nonce);
+  }
+  CHECK(nonces.size() == 500);
 }
 
 TEST_CASE("SCRAM verifier: format and parse round trip", "[auth][scram]") {
