@@ -164,17 +164,19 @@ ClientSession::QueryPlan ClientSession::PlanQuery(std::string_view sql) {
       }
     }
   }
-  auto analyzed = Analyze(sql);
+  sharding::RouteMemo* memo = nullptr;  // of the first statement
+  auto analyzed = worker_.analyzer().Get(sql, &memo);
   if (!analyzed.ok()) {
     q.error = analyzed.status();
     return q;
   }
   q.analysis = std::move(*analyzed);
   q.ranges.assign(q.analysis->ranges.begin(), q.analysis->ranges.end());
+  if (q.analysis->statements.size() != 1) memo = nullptr;
   // Route every statement first: a query string is refused whole or run.
   q.plans.reserve(q.analysis->statements.size());
   for (const auto& s : q.analysis->statements) {
-    auto plan = Route(s, nullptr, {});
+    auto plan = Route(s, nullptr, {}, memo);
     if (!plan.ok()) {
       q.error = plan.status();
       q.plans.clear();

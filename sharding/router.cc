@@ -1890,11 +1890,35 @@ static bool DefaultShardPlan(const Statement& s, const TableMap& tables, const R
   return true;
 }
 
+// Session and local plans depend on the statement alone (not on values, hints, the table
+// map or the ring).
+static std::optional<RouteMemo::Kind> FixedKind(const Statement& s, const TableMap& tables,
+                                                const Ring& ring, const RouteInputs& inputs) {
+  switch (s.kind) {
+    case StatementKind::kTransaction:
+    case StatementKind::kSet:
+    case StatementKind::kPrepare:
+    case StatementKind::kDeallocate:
+    case StatementKind::kDiscard:
+    case StatementKind::kEmpty:
+      break;
+    default:
+      return std::nullopt;
+  }
+  absl::StatusOr<RoutePlan> plan = Planner(tables, ring, inputs).Route(s, std::nullopt, nullptr);
+  if (!plan.ok()) return std::nullopt;  // refused every time, with its message
+  if (plan->kind == RouteKind::kSession) return RouteMemo::Kind::kSession;
+  if (plan->kind == RouteKind::kLocal) return RouteMemo::Kind::kLocal;
+  return std::nullopt;
+}
+
 static RouteMemo MakeMemo(const Statement& s, const TableMap& tables, const Ring& ring,
                           const RouteInputs& inputs) {
   RouteMemo m;
   if (UnconfiguredTablesOnly(s, tables)) {
     m.kind = RouteMemo::Kind::kDefault;
+  } else if (std::optional<RouteMemo::Kind> fixed = FixedKind(s, tables, ring, inputs)) {
+    m.kind = *fixed;
   } else if (s.hint_shard_key) {
     m.kind = RouteMemo::Kind::kGeneral;
   } else {
@@ -1914,6 +1938,12 @@ static bool RouteByMemo(const Statement& s, const RouteMemo& m, const TableMap& 
       return false;
     case RouteMemo::Kind::kDefault:
       return DefaultShardPlan(s, tables, ring, p);
+    case RouteMemo::Kind::kSession:
+      p.kind = RouteKind::kSession;
+      return true;
+    case RouteMemo::Kind::kLocal:
+      p.kind = RouteKind::kLocal;
+      return true;
     case RouteMemo::Kind::kKeyed:
       break;
   }

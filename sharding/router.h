@@ -116,6 +116,8 @@ struct RouteMemo {
     kDefault,  // names only tables outside the map: the default shard, whatever the values
     kKeyed,    // one shard-key value per sharded table (`sources`) decides: the shard that
                // owns them all, when each is one non-NULL key and they agree; else planned
+    kSession,  // transaction control, SET, PREPARE, DEALLOCATE, DISCARD: RouteKind::kSession
+    kLocal,    // answered by pgring (SET pgring.*, the empty query): RouteKind::kLocal
   };
   struct Source {
     const KeyValue* value = nullptr;  // in the Statement

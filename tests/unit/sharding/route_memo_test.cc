@@ -100,6 +100,20 @@ constexpr std::string_view kStatements[] = {
     "WHERE tenant_id = $2",
     "WITH x AS (UPDATE countries SET name = 'n' RETURNING id) SELECT * FROM orders "
     "WHERE tenant_id = $1",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT s",
+    "PREPARE TRANSACTION 'gid'",
+    "SET search_path = app",
+    "SET LOCAL statement_timeout = 5",
+    "RESET ALL",
+    "SET pgring.shard_key = 7",
+    "PREPARE p (bigint) AS SELECT * FROM orders WHERE tenant_id = $1",
+    "DEALLOCATE p",
+    "DISCARD ALL",
+    "",
+    "SHOW search_path",
 };
 
 // One Bind value: mostly small integer keys (so two keys often share a shard and often do
@@ -222,6 +236,9 @@ TEST_CASE("RouteMemo: keyed statements route from their values alone", "[router]
   CHECK(memo_of("/* pgring: shard_key=5 */ SELECT * FROM orders WHERE tenant_id = $1").kind ==
         Kind::kGeneral);
   CHECK(memo_of("UPDATE orders SET tenant_id = 1 WHERE tenant_id = $1").kind == Kind::kGeneral);
+  CHECK(memo_of("BEGIN").kind == Kind::kSession);
+  CHECK(memo_of("SET pgring.shard_key = 5").kind == Kind::kLocal);
+  CHECK(memo_of("COMMIT PREPARED 'gid'").kind == Kind::kGeneral);
 }
 
 }  // namespace
