@@ -524,11 +524,6 @@ bool ClientSession::SendDeferredParseNow(ServerLink& link) {
 
 // ---- Routing ------------------------------------------------------------------------------
 
-absl::StatusOr<std::shared_ptr<const sharding::Analysis>> ClientSession::Analyze(
-    std::string_view sql) {
-  return worker_.analyzer().Get(sql);
-}
-
 absl::StatusOr<sharding::RoutePlan> ClientSession::Route(const sharding::Statement& s,
                                                         const protocol::BindParams* params,
                                                         std::span<const uint32_t> param_types,
@@ -886,7 +881,7 @@ absl::StatusOr<std::shared_ptr<const PreparedStatement>> ClientSession::InternPa
     const protocol::Parse& p) {
   auto stmt = worker_.statements().Intern(p);
   if (!stmt->analysis) {
-    auto a = Analyze(stmt->query);
+    auto a = worker_.analyzer().Get(stmt->query);
     if (!a.ok()) return a.status();
     stmt->analysis = std::move(*a);
   }

@@ -229,7 +229,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<Flow> Malformed(std::string_view what);
 
   // Routing.
-  absl::StatusOr<std::shared_ptr<const sharding::Analysis>> Analyze(std::string_view sql);
   // `memo`: the statement's route memo (sharding::RouteInputs::memo), or nullptr.
   absl::StatusOr<sharding::RoutePlan> Route(const sharding::Statement& s,
                                             const protocol::BindParams* params,
