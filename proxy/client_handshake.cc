@@ -267,8 +267,12 @@ awaitable<absl::StatusOr<HandshakeResult>> ClientHandshake(Stream& stream, proto
       auth = co_await AuthMd5(stream, in, *user);
     }
     if (!auth.ok()) {
-      co_await SendFatal(stream, protocol::SqlStateOf(auth), protocol::MessageOf(auth),
-                         protocol::HintOf(auth));
+      // A failed or cancelled read (kUnavailable, ReadFrame) is not the client's mistake:
+      // the connection is gone, or the caller ends it (pool.startup_timeout) and says why.
+      if (auth.code() != absl::StatusCode::kUnavailable) {
+        co_await SendFatal(stream, protocol::SqlStateOf(auth), protocol::MessageOf(auth),
+                           protocol::HintOf(auth));
+      }
       co_return auth;
     }
     protocol::Buffer out;

@@ -98,23 +98,52 @@ void ClientSession::Park() {
 
 void ClientSession::Unpark(boost::system::error_code ec) {
   parked_ = false;
+  if (!ec && !close_requested_ && !client_gone_) {
+    // Usually a whole request has arrived: it runs from here like a read callback's
+    // (RunInput), with no coroutine to start.
+    auto [rec, n] = stream_.ReadNow(in_, 16384);
+    if (!rec && n > 0) {
+      worker_.counters().Add(worker_.counters().bytes_received, n);
+      request_time_ = Clock::now();
+      RunInput();
+      return;
+    }
+  }
   Resume(ec ? ResumeAt::kWait : ResumeAt::kReadable);
 }
 
+// Ends a client's start-up at pool.startup_timeout: cancels what the handshake waits for
+// on the socket (it then fails where it is), and again every 100 ms in case the wait it
+// cancelled had completed already. A callback rather than `op || timer` around the
+// handshake: no parallel group for every login.
+struct ClientSession::StartupDeadline {
+  std::shared_ptr<ClientSession> session;
+  asio::steady_timer* timer;  // in the handshake's frame, alive until handshake_done_
+
+  void operator()(boost::system::error_code ec) {
+    if (ec || session->handshake_done_) return;
+    session->handshake_expired_ = true;
+    boost::system::error_code ignored;
+    session->stream_.socket().cancel(ignored);
+    timer->expires_after(std::chrono::milliseconds(100));
+    timer->async_wait(std::move(*this));
+  }
+};
+
 awaitable<std::optional<ClientIdentity>> ClientSession::Handshake() {
   const auto& config = *config_;
-  asio::steady_timer deadline(co_await asio::this_coro::executor, config.pool.startup_timeout);
-  auto handshake =
-      co_await (ClientHandshake(stream_, in_, config, Port::kClient, worker_.proxy().tls_context(),
-                                worker_.proxy().cancels(), worker_.verifiers()) ||
-                deadline.async_wait(use_nothrow));
-  if (handshake.index() == 1) {
+  asio::steady_timer deadline(worker_.io(), config.pool.startup_timeout);
+  deadline.async_wait(StartupDeadline{shared_from_this(), &deadline});
+  auto result = co_await ClientHandshake(stream_, in_, config, Port::kClient,
+                                         worker_.proxy().tls_context(), worker_.proxy().cancels(),
+                                         worker_.verifiers());
+  handshake_done_ = true;
+  if (handshake_expired_) {
     co_await SendFatal(stream_, "08006", "startup and authentication did not finish within "
                        "pool.startup_timeout");
     stream_.Close();
     co_return std::nullopt;
   }
-  auto result = std::get<0>(std::move(handshake));
   if (!result.ok() || result->outcome != HandshakeOutcome::kReady) {
     stream_.Close();
     co_return std::nullopt;

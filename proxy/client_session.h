@@ -175,6 +175,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // connection (QueueNow), not consumed; OnHandoff handles it again when one comes.
   enum class Flow { kContinue, kClose, kQueued };
 
+  struct StartupDeadline;
   awaitable<std::optional<ClientIdentity>> Handshake();
   // Settings from the startup packet, cancel key, ParameterStatus and ReadyForQuery.
   awaitable<bool> Start(const ClientIdentity& id);
@@ -456,6 +457,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // One bit each: the session object stays in its allocation size class (idle memory).
   bool registered_ : 1 = false;
   bool in_registry_ : 1 = false;
+  bool handshake_done_ : 1 = false;
+  bool handshake_expired_ : 1 = false;  // pool.startup_timeout ended the handshake
   bool gather_open_ : 1 = false;       // extended protocol: requests still join the gather
   bool gather_implicit_ : 1 = false;   // the gather's shards commit when it closes
   bool copy_implicit_ : 1 = false;     // the COPY's shards commit when it ends

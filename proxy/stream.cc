@@ -18,6 +18,12 @@ awaitable<std::tuple<boost::system::error_code, size_t>> Stream::ReadSome(protoc
 }
 
 awaitable<boost::system::error_code> Stream::WriteAll(std::span<const std::byte> bytes) {
+  // Usually the socket takes it all at once: then the coroutine goes on without a
+  // completion to dispatch (Asio posts even a write that succeeded on the spot, and the
+  // post costs the worker an extra epoll_wait before it runs).
+  if (!tls_) {
+    if (auto ec = WriteNow(bytes); ec || bytes.empty()) co_return ec;
+  }
   auto cb = asio::buffer(bytes.data(), bytes.size());
   auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, cb, use_nothrow)
                       : co_await asio::async_write(socket_, cb, use_nothrow);

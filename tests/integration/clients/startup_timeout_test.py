@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""pool.startup_timeout, on a second pgring instance of its own (startup_timeout 1s):
+  * a client that connects and sends nothing gets FATAL 08006 naming pool.startup_timeout
+    within about a second, then the connection closes;
+  * so does a client that sends its startup packet, gets the SCRAM challenge and never
+    answers it (the deadline covers the whole start-up, not one read);
+  * a client that logged in in time keeps its session past the deadline, and new clients
+    log in and query while the stalled ones wait.
+"""
+
+import os
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pgtest  # noqa: E402
+from pgtest import check, log  # noqa: E402
+from second_proxy import SecondProxy, edit_config  # noqa: E402
+
+import psycopg  # noqa: E402
+
+TIMEOUT = 1.0
+
+
+def expect_startup_fatal(conn, case, started):
+    fields = conn.read_until_error_or_close()
+    elapsed = time.monotonic() - started
+    check(fields is not None, f"{case}: the connection closed without an ErrorResponse")
+    check(fields.get("S") == "FATAL" and fields.get("C") == "08006",
+          f"{case}: got {fields}, want FATAL 08006")
+    check("pool.startup_timeout" in fields.get("M", ""),
+          f"{case}: the message does not name pool.startup_timeout: {fields.get('M')!r}")
+    check(0.8 * TIMEOUT <= elapsed <= 3 * TIMEOUT + 2,
+          f"{case}: the error came after {elapsed:.2f}s; startup_timeout is {TIMEOUT}s")
+    check(conn.read_until_error_or_close() is None, f"{case}: the connection stayed open after FATAL")
+
+
+def test_silent_client(px):
+    log("-- a client that sends nothing gets FATAL 08006 after startup_timeout")
+    started = time.monotonic()
+    conn = pgtest.RawConn("127.0.0.1", px.port, timeout=15)
+    try:
+        expect_startup_fatal(conn, "silent client", started)
+    finally:
+        conn.close()
+
+
+def test_stalled_authentication(env, px):
+    log("-- a client that stops during SCRAM gets FATAL 08006 after startup_timeout")
+    _, _, user, _, db = pgtest.dsn_parts(env["PGRING_DSN"])
+    started = time.monotonic()
+    conn = pgtest.RawConn("127.0.0.1", px.port, timeout=15)
+    try:
+        conn.send(pgtest.startup_packet(user, db))
+        t, payload = conn.read_message()
+        check(t == b"R" and payload[:4] == b"\0\0\0\x0a",
+              f"want AuthenticationSASL after the startup packet, got {t!r} {payload[:8]!r}")
+        expect_startup_fatal(conn, "client stalled in SCRAM", started)
+    finally:
+        conn.close()
+
+
+def test_others_unaffected(env, px):
+    log("-- sessions that logged in in time outlive the deadline; others log in meanwhile")
+    early = pgtest.raw_login(px.dsn, timeout=15)
+    stalled = [pgtest.RawConn("127.0.0.1", px.port, timeout=15) for _ in range(3)]
+    errors = []
+
+    def drain(c):
+        try:
+            errors.append(c.read_until_error_or_close())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    readers = [threading.Thread(target=drain, args=(c,)) for c in stalled]
+    for r in readers:
+        r.start()
+    try:
+        for i in range(5):
+            with psycopg.connect(px.dsn, autocommit=True, connect_timeout=10) as c:
+                got = c.execute("SELECT %s::int + 1", (i,)).fetchone()[0]
+                check(got == i + 1, f"a new client's query returned {got}, want {i + 1}")
+        for r in readers:
+            r.join(15)
+        check(all(isinstance(e, dict) and e.get("C") == "08006" for e in errors),
+              f"the stalled clients got {errors}, want FATAL 08006 each")
+        # The early session is past the deadline now; its timer must not end it.
+        rows, status = early.query("SELECT 42")
+        check(rows == [("42",)] and status == "I",
+              f"a session that logged in in time got {rows} {status} after the deadline")
+    finally:
+        early.close()
+        for c in stalled:
+            c.close()
+
+
+def test(env):
+    with tempfile.TemporaryDirectory(prefix="pgring-startup-timeout.") as workdir:
+        px = SecondProxy(env, workdir,
+                         lambda text: edit_config(text, {}, {}, {"startup_timeout": f"{int(TIMEOUT)}s"}))
+        try:
+            px.start()
+            test_silent_client(px)
+            test_stalled_authentication(env, px)
+            test_others_unaffected(env, px)
+            check(px.proc.poll() is None, f"the second pgring died during the test: {px.tail()}")
+        except pgtest.TestFailure as e:
+            raise pgtest.TestFailure(f"{e}\n--- last lines of the second pgring's log ---\n{px.tail()}") from None
+        finally:
+            px.stop()
+
+
+if __name__ == "__main__":
+    pgtest.run_main(test)
