@@ -1,6 +1,7 @@
 #include "sharding/literal_shape.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <charconv>
 #include <cstring>
 
@@ -77,6 +78,39 @@ class ShapeWriter {
   size_t length_ = 0;  // bytes written to out.buffer
 };
 
+// A keyword of up to 8 bytes as one little-endian integer.
+constexpr uint64_t Pack(std::string_view k) {
+  uint64_t x = 0;
+  for (size_t i = 0; i < k.size(); ++i) x |= uint64_t{static_cast<uint8_t>(k[i])} << (8 * i);
+  return x;
+}
+
+// Whether the word w[0, n) is select, insert, update, delete or with in any case: its
+// bytes lowered (| 0x20 lowers ASCII letters and maps no other byte onto one) and
+// compared as one integer. `end` bounds the text w is in.
+bool ShapedKeyword(const char* w, size_t n, const char* end) {
+  if (n < 4 || n > 6) return false;
+  uint64_t v = 0;
+  if (end - w >= 8) {
+    std::memcpy(&v, w, 8);
+  } else {
+    for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(w[i])} << (8 * i);
+  }
+  const uint64_t low_n = (uint64_t{1} << (8 * n)) - 1;  // n <= 6
+  v = (v | 0x2020202020202020ull) & low_n;
+  static constexpr uint64_t kWith = Pack("with"), kSelect = Pack("select"),
+                            kInsert = Pack("insert"), kUpdate = Pack("update"),
+                            kDelete = Pack("delete");
+  switch (n) {
+    case 4:
+      return v == kWith;
+    case 6:
+      return v == kSelect || v == kInsert || v == kUpdate || v == kDelete;
+    default:
+      return false;
+  }
+}
+
 // One pass over the text for the usual statement (words, integers and decimals, plain
 // strings, operators, punctuation), with the token rules of SqlScanner; anything else
 // (comments, quoted identifiers, E'' and dollar strings, a '$' that is no parameter) is
@@ -99,19 +133,8 @@ Fast FastShape(std::string_view sql, LiteralShape& out) {
   }
   ++p;
   if (p < end && (*p == '\'' || *p == '&')) return Fast::kUnsure;
-  while (p < end && Is(*p, kIdentCont)) ++p;
-  {
-    char word[7] = {};
-    const size_t n = static_cast<size_t>(p - w);
-    if (n < 4 || n > 6) return Fast::kNotShaped;
-    for (size_t i = 0; i < n; ++i) word[i] = static_cast<char>(w[i] | 0x20);
-    const std::string_view first(word, n);
-    // (| 0x20 lowers ASCII letters and maps no other byte onto one.)
-    if (first != "select" && first != "insert" && first != "update" && first != "delete" &&
-        first != "with") {
-      return Fast::kNotShaped;
-    }
-  }
+  p = IdentEnd(p, end);
+  if (!ShapedKeyword(w, static_cast<size_t>(p - w), end)) return Fast::kNotShaped;
   bool slot = false;     // the previous token is `=`, `(` or `,`
   bool operand = false;  // the previous token is an operator without a minus
   ShapeWriter writer(sql, out);
@@ -126,7 +149,7 @@ Fast FastShape(std::string_view sql, LiteralShape& out) {
     if (Is(c, kIdentStart)) {
       ++p;
       if (p < end && (*p == '\'' || *p == '&')) return Fast::kUnsure;
-      while (p < end && Is(*p, kIdentCont)) ++p;
+      p = IdentEnd(p, end);
       slot = operand = false;
     } else if (StartsNumber(p, end)) {
       p = NumberEnd(p, end);

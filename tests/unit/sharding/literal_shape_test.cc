@@ -122,7 +122,8 @@ TEST_CASE("ShapeOf's one-pass scan shapes as the token scan does", "[literal_sha
   // scan (ShapeOf) and the general token-based scan must agree on every one.
   const std::vector<std::string> firsts = {"select", "SELECT", "Insert", "update", "DELETE",
                                            "with",   "wITh",   "values", "selects", "E'x'",
-                                           "-- c\nselect", "/* c */ select", "\"q\"", ""};
+                                           "-- c\nselect", "/* c */ select", "\"q\"", "",
+                                           "updat", "withx", "delete_", "Select1", "wit", "s"};
   const std::vector<std::string> parts = {
       " ", "  ", "\n", "\t", "x", "tenant_id", "a$b", "é", "_t", "=", "==", "=-", "-", "- ",
       "+", "<>", "<=", "||", "!=", "*", "/", "@", "(", ")", "[", "]", ",", ";", ";;", ".",

@@ -84,5 +84,38 @@ TEST_CASE("SqlScanner honours its start and limit", "[sql_scan]") {
   CHECK(Tokens("   \t\n ").empty());
 }
 
+TEST_CASE("IdentEnd stops at the first byte that is no ident_cont, for every byte value",
+          "[sql_scan]") {
+  // The one-byte-at-a-time definition; IdentEnd takes sixteen bytes at a time where it can.
+  const auto reference = [](const char* p, const char* end) {
+    while (p < end && scan_internal::Is(*p, scan_internal::kIdentCont)) ++p;
+    return p;
+  };
+  // Every byte value as the stopper at every position of a 40-byte run of identifier
+  // characters (upper and lower case, digits, _, $ and bytes >= 0x80), read from every
+  // offset, with text lengths that end the run before, at and after the stopper.
+  std::string run;
+  const std::string_view ident = "aZ_9$\x80\xff" "bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY";
+  for (size_t i = 0; run.size() < 40; ++i) run += ident[i % ident.size()];
+  size_t checked = 0;
+  for (int stopper = 0; stopper < 256; ++stopper) {
+    for (size_t at = 0; at < run.size(); ++at) {
+      std::string text = run;
+      text[at] = static_cast<char>(stopper);
+      for (size_t from : {size_t{0}, size_t{1}, size_t{7}, at}) {
+        for (size_t len : {text.size(), at + 1, at, size_t{17}}) {
+          if (from > len || len > text.size()) continue;
+          const char* begin = text.data() + from;
+          const char* end = text.data() + len;
+          INFO("byte " << stopper << " at " << at << ", from " << from << ", length " << len);
+          REQUIRE(scan_internal::IdentEnd(begin, end) == reference(begin, end));
+          ++checked;
+        }
+      }
+    }
+  }
+  CHECK(checked > 30000);
+}
+
 }  // namespace
 }  // namespace pgring::sharding
