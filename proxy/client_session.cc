@@ -168,7 +168,7 @@ awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
       co_return false;
     }
     worker_.LearnServerParameters((*conn)->startup_parameters());
-    worker_.pool(worker_.default_shard()).Release(std::move(*conn));
+    worker_.pool(worker_.default_shard()).Release(std::move(*conn), Clock::now());
   }
 
   cancel_key_ = worker_.proxy().cancels().Register({&worker_.io(), weak_from_this()});
@@ -673,7 +673,7 @@ awaitable<absl::Status> ClientSession::Attach(size_t shard) {
   auto acquired = co_await worker_.pool(shard).Acquire(queued_since);
   pool_waiting_ = false;
   if (!acquired.ok()) co_return acquired.status();
-  AttachConnection(shard, std::move(*acquired));
+  AttachConnection(shard, std::move(*acquired), Clock::now());
   co_return absl::OkStatus();
 }
 
@@ -689,9 +689,10 @@ bool ClientSession::UseNow(size_t shard) {
   if (!OthersQuiet(shard)) return false;
   if (Held(shard)) return true;
   if (worker_.proxy().paused()) return false;
-  auto taken = worker_.pool(shard).TakeIdle();
+  // Called while the client's request is handled: its arrival time stands for now.
+  auto taken = worker_.pool(shard).TakeIdle(request_time_);
   if (!taken) return false;
-  AttachConnection(shard, std::move(taken));
+  AttachConnection(shard, std::move(taken), request_time_);
   return true;
 }
 
@@ -716,17 +717,18 @@ void ClientSession::OnHandoff(size_t shard, std::unique_ptr<ServerConnection> co
   // Like a connection Acquire hands a waiting coroutine: taken even if the client asked to
   // close or PAUSE began meanwhile (the message runs, as it would have without the wait).
   queued_since_ = {};
-  AttachConnection(shard, std::move(conn));
+  AttachConnection(shard, std::move(conn), Clock::now());
   RunInput();
 }
 
-void ClientSession::AttachConnection(size_t shard, std::unique_ptr<ServerConnection> taken) {
+void ClientSession::AttachConnection(size_t shard, std::unique_ptr<ServerConnection> taken,
+                                     Clock::time_point now) {
   if (links_.size() <= shard) links_.resize(worker_.pool_count());
   if (!links_[shard]) links_[shard] = std::make_unique<ServerLink>();
   auto& link = *links_[shard];
   link.shard = shard;
   link.conn = std::move(taken);
-  link.attach_time = Clock::now();
+  link.attach_time = now;
   link.unsynced = false;
   link.kicked = false;
   link.cycle_error = false;
@@ -1134,12 +1136,10 @@ bool ClientSession::Detachable(const ServerLink& link) const {
   return true;
 }
 
-void ClientSession::Detach(ServerLink& link) {
+void ClientSession::Detach(ServerLink& link, Clock::time_point now) {
   spdlog::debug("client {}: releasing server connection {}", cancel_key_.pid, link.conn->id);
-  auto now = Clock::now();
   worker_.counters().Add(worker_.counters().transaction_us, Micros(now - link.attach_time));
-  link.conn->last_used = now;
-  worker_.pool(link.shard).Release(std::move(link.conn));
+  worker_.pool(link.shard).Release(std::move(link.conn), now);
   --held_;
   if (link.out.capacity() > (64u << 10)) link.out.Release();
   NotifyQuiet();
@@ -1352,7 +1352,9 @@ bool ClientSession::SettleNow(ServerLink& link) {
   // the connection went back to the pool.
   if (link.pending.empty() || link.gathered) NotifyQuiet();
   if (!Detachable(link)) return false;
-  Detach(link);
+  // The transaction ended at the last ReadyForQuery, whose time starts the next cycle
+  // (a connection given back before any cycle ends at its attach time).
+  Detach(link, std::max(link.cycle_start, link.attach_time));
   return true;
 }
 
@@ -1377,7 +1379,7 @@ awaitable<bool> ClientSession::SettleClosing(ServerLink& link) {
   link.out.Clear();
   if (wec) {
     link.conn->broken = true;
-    Detach(link);
+    Detach(link, Clock::now());
     co_return true;
   }
   co_return false;
@@ -1406,7 +1408,7 @@ awaitable<void> ClientSession::ServerLost(ServerLink& link, boost::system::error
     boost::system::error_code ignored;
     stream_.socket().cancel(ignored);
   }
-  Detach(link);
+  Detach(link, Clock::now());
 }
 
 bool ClientSession::ForwardBatch(ServerLink& link) {

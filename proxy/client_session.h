@@ -341,7 +341,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // or null (the message goes to HandleMessage, which waits in Acquire).
   void OnHandoff(size_t shard, std::unique_ptr<ServerConnection> conn);
   // Takes `conn` as the shard's link and starts its pump.
-  void AttachConnection(size_t shard, std::unique_ptr<ServerConnection> conn);
+  void AttachConnection(size_t shard, std::unique_ptr<ServerConnection> conn, Clock::time_point now);
   awaitable<void> WaitQuiet(const std::function<bool()>& quiet);
   void NotifyQuiet();
   void StartGather(std::span<const size_t> shards, Gather::SpecFactory merge,
@@ -402,7 +402,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // `clients`: this ReadyForQuery is the client's (not a gather's or pgring's own).
   void OnReadyForQuery(ServerLink& link, char status, bool clients);
   bool Detachable(const ServerLink& link) const;
-  void Detach(ServerLink& link);
+  void Detach(ServerLink& link, Clock::time_point now);
   void Kick(ServerLink& link);
   void CancelOn(const ServerConnection& conn);
   awaitable<bool> WriteClient(std::span<const std::byte> bytes);

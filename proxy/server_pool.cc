@@ -54,9 +54,9 @@ std::unique_ptr<ServerConnection> ServerPool::PopIdle(Clock::time_point now) {
   return nullptr;
 }
 
-std::unique_ptr<ServerConnection> ServerPool::TakeIdle() {
+std::unique_ptr<ServerConnection> ServerPool::TakeIdle(Clock::time_point now) {
   if (!waiters_.empty()) return nullptr;  // they come first
-  auto conn = PopIdle(Clock::now());
+  auto conn = PopIdle(now);
   if (conn) ++stats_.acquires;
   return conn;
 }
@@ -64,7 +64,7 @@ std::unique_ptr<ServerConnection> ServerPool::TakeIdle() {
 awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerPool::Acquire(
     std::optional<Clock::time_point> queued_since) {
   if (!queued_since) {
-    if (auto conn = TakeIdle()) co_return conn;
+    if (auto conn = TakeIdle(Clock::now())) co_return conn;
     ++stats_.acquires;
   }
   const auto start = queued_since ? *queued_since : Clock::now();
@@ -199,9 +199,8 @@ bool ServerPool::HandToWaiter(std::unique_ptr<ServerConnection>& conn) {
   return true;
 }
 
-void ServerPool::Release(std::unique_ptr<ServerConnection> conn) {
+void ServerPool::Release(std::unique_ptr<ServerConnection> conn, Clock::time_point now) {
   if (!conn) return;
-  auto now = Clock::now();
   if (conn->broken || conn->tx_status != 'I' || Expired(*conn, now)) {
     Close(std::move(conn));  // gives the room back; a waiter (here or elsewhere) retries
     return;
@@ -239,7 +238,7 @@ awaitable<void> ServerPool::Prewarm() {
     }
     ++stats_.connects;
     (*conn)->id = next_id_++;
-    Release(std::move(*conn));
+    Release(std::move(*conn), Clock::now());
   }
 }
 
@@ -257,7 +256,7 @@ std::unique_ptr<ServerConnection> ServerPool::GiveIdle() {
 void ServerPool::Adopt(std::unique_ptr<ServerConnection> conn) {
   ++total_;
   ++stats_.adopted;
-  Release(std::move(conn));
+  Release(std::move(conn), Clock::now());
 }
 
 void ServerPool::OnCapacityFreed() {

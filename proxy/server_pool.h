@@ -69,9 +69,11 @@ class ServerPool {
   bool Queue(Handoff handoff, Clock::time_point since);
   // Acquire() without waiting: an idle connection, or null when none is ready (or clients
   // already wait for one). The fast path of every transaction, so it is not a coroutine.
-  std::unique_ptr<ServerConnection> TakeIdle();
-  // Gives a connection back. Broken, expired or not-idle connections are closed.
-  void Release(std::unique_ptr<ServerConnection> conn);
+  // `now` is the caller's current time (the clock is read once per request).
+  std::unique_ptr<ServerConnection> TakeIdle(Clock::time_point now);
+  // Gives a connection back, last used at `now`. Broken, expired or not-idle connections
+  // are closed.
+  void Release(std::unique_ptr<ServerConnection> conn, Clock::time_point now);
   // Closes idle connections past idle_timeout or lifetime (called periodically).
   void Prune();
   // Closes every idle connection (used on shutdown and reload).
