@@ -639,7 +639,7 @@ void WriteResult(protocol::Buffer& out, const AdminResult& r) {
 
 }  // namespace
 
-AdminSession::AdminSession(Worker& worker, tcp::socket socket)
+AdminSession::AdminSession(Worker& worker, TcpSocket socket)
     : worker_(worker), stream_(std::move(socket)) {}
 
 awaitable<void> AdminSession::Run() {

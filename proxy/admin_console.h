@@ -34,7 +34,7 @@ struct AdminResult {
 
 class AdminSession : public std::enable_shared_from_this<AdminSession> {
  public:
-  AdminSession(Worker& worker, tcp::socket socket);
+  AdminSession(Worker& worker, TcpSocket socket);
   awaitable<void> Run();
 
  private:

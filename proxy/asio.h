@@ -20,6 +20,15 @@ using asio::use_awaitable;
 // expected network failures are values on the data path.
 inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 using Clock = std::chrono::steady_clock;
+// A TCP socket bound to an io_context's executor (8 bytes) rather than to the
+// type-erased any_io_executor (56 bytes, and an indirect call per operation): every
+// pgring socket lives on one worker's io_context.
+using TcpSocket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
+
+// The io_context a coroutine runs on (every pgring coroutine runs on one).
+inline asio::io_context& IoContextOf(const asio::any_io_executor& ex) {
+  return static_cast<asio::io_context&>(asio::query(ex, asio::execution::context));
+}
 
 // A co_spawn completion handler that logs the exception a coroutine ended with, holding
 // `keep` (e.g. the shared_ptr of the object whose member coroutine runs) until then:

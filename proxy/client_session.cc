@@ -28,7 +28,7 @@ uint64_t Micros(Clock::duration d) {
 
 }  // namespace
 
-ClientSession::ClientSession(Worker& worker, tcp::socket socket)
+ClientSession::ClientSession(Worker& worker, TcpSocket socket)
     : worker_(worker), config_(worker.config_ptr()), stream_(std::move(socket)) {
   boost::system::error_code ec;
   stream_.socket().set_option(tcp::no_delay(true), ec);
@@ -49,7 +49,6 @@ awaitable<void> ClientSession::Run() {
   registry_it_ = worker_.AddSession(this);
   in_registry_ = true;
   user_ = id->user;
-  database_ = id->database;
   for (const auto& [k, v] : id->params)
     if (k == "application_name") application_name_ = v;
   // The startup parameters live on in settings_ (Start); the identity is not kept.
@@ -496,7 +495,7 @@ void ClientSession::NoteStatementText(ServerLink& link, std::string_view sql) {
   if (DropsPreparedStatements(sql)) {
     // The server forgets every prepared statement, and so does the client's session.
     link.conn->ClearPrepared();
-    statements_.clear();
+    if (extended_) extended_->statements.clear();
   }
 }
 
@@ -517,37 +516,40 @@ void ClientSession::EnsurePrepared(ServerLink& link, const PreparedStatement& st
 }
 
 void ClientSession::EnsureUnnamed(ServerLink& link) {
-  if (!unnamed_.stmt || link.conn->unnamed_id == unnamed_id_) return;
-  protocol::WriteParse(link.out, "", unnamed_.stmt->query, unnamed_.stmt->param_types);
-  link.conn->unnamed_id = unnamed_id_;
+  const Extended& x = extended();
+  if (!x.unnamed.stmt || link.conn->unnamed_id == x.unnamed_id) return;
+  protocol::WriteParse(link.out, "", x.unnamed.stmt->query, x.unnamed.stmt->param_types);
+  link.conn->unnamed_id = x.unnamed_id;
   Push(link, Pending::Kind::kInjectedParse);
 }
 
 awaitable<void> ClientSession::SendDeferredParse(ServerLink& link) {
   if (SendDeferredParseNow(link)) co_return;
   // The connection has the statement already: pgring answers ParseComplete itself.
-  deferred_parse_.reset();
+  Extended& x = MakeExtended();
+  x.deferred_parse.reset();
   link.unsynced = true;
   worker_.counters().Add(worker_.counters().prepare_hits);
-  co_await Answer(MessageBytes(protocol::WriteParseComplete), std::move(deferred_parse_name_));
+  co_await Answer(MessageBytes(protocol::WriteParseComplete), std::move(x.deferred_parse_name));
 }
 
 bool ClientSession::SendDeferredParseNow(ServerLink& link) {
-  if (!deferred_parse_) return true;
-  const ClientStatement& cs = *deferred_parse_;
+  if (!HasDeferredParse()) return true;
+  Extended& x = *extended_;
+  const ClientStatement& cs = *x.deferred_parse;
   if (!cs.unnamed && link.conn->HasPrepared(cs.stmt->id)) return false;
   link.unsynced = true;
   if (cs.unnamed) {
     protocol::WriteParse(link.out, "", cs.stmt->query, cs.stmt->param_types);
-    link.conn->unnamed_id = unnamed_id_;
+    link.conn->unnamed_id = x.unnamed_id;
     Push(link, Pending::Kind::kParse);
   } else {
     protocol::WriteParse(link.out, cs.stmt->server_name, cs.stmt->query, cs.stmt->param_types);
     link.conn->AddPrepared(cs.stmt->id);
     worker_.counters().Add(worker_.counters().prepares);
-    Push(link, Pending::Kind::kParse, cs.stmt->id, std::move(deferred_parse_name_));
+    Push(link, Pending::Kind::kParse, cs.stmt->id, std::move(x.deferred_parse_name));
   }
-  deferred_parse_.reset();
+  x.deferred_parse.reset();
   return true;
 }
 
@@ -857,8 +859,10 @@ bool ClientSession::SyncLinks() {
 std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Frame& f) {
   if (copy_in_ || gather_open_) return std::nullopt;
   if (f.type == fe::kBind) return skip_until_sync_ ? std::nullopt : BindNow(f);
-  if (f.type == fe::kParse) return skip_until_sync_ || deferred_parse_ ? std::nullopt : ParseNow(f);
-  if (deferred_parse_) return std::nullopt;
+  if (f.type == fe::kParse) {
+    return skip_until_sync_ || HasDeferredParse() ? std::nullopt : ParseNow(f);
+  }
+  if (HasDeferredParse()) return std::nullopt;
   if (f.type == fe::kQuery) return skip_until_sync_ ? std::nullopt : QueryNow(f);
   if (f.type == fe::kSync) {
     bool unsynced = false;
@@ -889,7 +893,7 @@ std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Fram
   const PortalTarget* target = nullptr;
   if (portal.empty()) {
     target = unnamed_portal_.get();
-  } else if (auto it = portals_.find(portal); it != portals_.end()) {
+  } else if (auto it = extended().portals.find(portal); it != extended().portals.end()) {
     target = &it->second;
   }
   if (target == nullptr || target->local || target->gather || !UseNow(target->shard)) {
@@ -901,7 +905,7 @@ std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Fram
 
 std::optional<ClientSession::Flow> ClientSession::ParseNow(const protocol::Frame& f) {
   auto p = protocol::ParseParse(f.body);
-  if (!p || (!p->name.empty() && statements_.contains(p->name))) return std::nullopt;
+  if (!p || (!p->name.empty() && extended().statements.contains(p->name))) return std::nullopt;
   auto stmt = InternParse(*p);
   if (!stmt.ok()) return std::nullopt;  // HandleMessage answers the error
   DeferParse(std::string(p->name), *std::move(stmt));
@@ -920,21 +924,33 @@ absl::StatusOr<std::shared_ptr<const PreparedStatement>> ClientSession::InternPa
 }
 
 const ClientSession::ClientStatement* ClientSession::FindStatement(std::string_view name) const {
-  if (name.empty()) return unnamed_.stmt ? &unnamed_ : nullptr;
-  auto it = statements_.find(name);
-  return it != statements_.end() ? &it->second : nullptr;
+  const Extended& x = extended();
+  if (name.empty()) return x.unnamed.stmt ? &x.unnamed : nullptr;
+  auto it = x.statements.find(name);
+  return it != x.statements.end() ? &it->second : nullptr;
+}
+
+const ClientSession::Extended& ClientSession::extended() const {
+  static const Extended kNone;
+  return extended_ ? *extended_ : kNone;
+}
+
+ClientSession::Extended& ClientSession::MakeExtended() {
+  if (!extended_) extended_ = std::make_unique<Extended>();
+  return *extended_;
 }
 
 void ClientSession::DeferParse(std::string name, std::shared_ptr<const PreparedStatement> stmt) {
   ClientStatement cs{std::move(stmt), name.empty()};
+  Extended& x = MakeExtended();
   if (name.empty()) {
-    unnamed_ = cs;
-    unnamed_id_ = worker_.NextUnnamedId();
+    x.unnamed = cs;
+    x.unnamed_id = worker_.NextUnnamedId();
   } else {
-    statements_.emplace(name, cs);
+    x.statements.emplace(name, cs);
   }
-  deferred_parse_ = std::move(cs);
-  deferred_parse_name_ = std::move(name);
+  x.deferred_parse = std::move(cs);
+  x.deferred_parse_name = std::move(name);
 }
 
 void ClientSession::SendPortalMessage(ServerLink& link, const protocol::Frame& f,
@@ -966,12 +982,12 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
                               type == fe::kDescribe;
   if (gather_open_ && !portal_message) co_await CloseGather(false);
   // The deferred Parse goes to the Bind's target, else to any shard.
-  if (deferred_parse_ && type != fe::kBind && type != fe::kParse && type != fe::kTerminate) {
+  if (HasDeferredParse() && type != fe::kBind && type != fe::kParse && type != fe::kTerminate) {
     const size_t shard = AnyShard();
     if (auto* l = UseNow(shard) ? link(shard) : co_await UseExtended(shard)) {
       co_await SendDeferredParse(*l);
     } else {
-      deferred_parse_.reset();
+      DropDeferredParse();
     }
     if (skip_until_sync_ && type != fe::kSync) co_return Flow::kContinue;
   }
@@ -981,10 +997,10 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
       auto q = protocol::ParseQuery(f.body);
       if (!q) co_return co_await Malformed("Query");
       worker_.counters().Add(worker_.counters().queries);
-      if (auto name = DeallocateName(q->sql); name && statements_.contains(*name)) {
+      if (auto name = DeallocateName(q->sql); name && extended().statements.contains(*name)) {
         // A protocol-level statement of this client (psycopg deallocates them so): only the
         // client's name goes away; the server-side statement is shared.
-        statements_.erase(*name);
+        extended_->statements.erase(*name);
         protocol::Buffer b;
         protocol::WriteCommandComplete(b, "DEALLOCATE");
         co_await Answer(BufferBytes(b));
@@ -1003,18 +1019,18 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
     case fe::kParse: {
       auto p = protocol::ParseParse(f.body);
       if (!p) co_return co_await Malformed("Parse");
-      if (deferred_parse_) {
+      if (HasDeferredParse()) {
         // Two Parses in a row: the first goes to any shard now.
         const size_t shard = AnyShard();
         auto* l = UseNow(shard) ? link(shard) : co_await UseExtended(shard);
         if (l == nullptr) {
-          deferred_parse_.reset();
+          DropDeferredParse();
           co_return Flow::kContinue;
         }
         co_await SendDeferredParse(*l);
       }
       std::string name(p->name);
-      if (!name.empty() && statements_.contains(name)) {
+      if (!name.empty() && extended().statements.contains(name)) {
         co_await AnswerError(SqlError(absl::StatusCode::kAlreadyExists, "42P05",
                                       Cat("prepared statement \"", name, "\" already exists")),
                              true);
@@ -1251,7 +1267,9 @@ ClientSession::Disposition ClientSession::OnServerFrame(ServerLink& link,
       if (p.kind == K::kParse || p.kind == K::kInjectedParse) {
         if (p.stmt_id != 0) link.conn->RemovePrepared(p.stmt_id);
       }
-      if (p.text && !p.text->client_stmt.empty()) statements_.erase(p.text->client_stmt);
+      if (p.text && !p.text->client_stmt.empty() && extended_) {
+        extended_->statements.erase(p.text->client_stmt);
+      }
       link.pending.pop_front();
     }
     return pass;
@@ -1596,7 +1614,7 @@ void ClientSession::WakeReader() {
 ClientInfo ClientSession::Info() const {
   ClientInfo info;
   info.user = user_;
-  info.database = database_;
+  info.database = config_->listen.database;  // the only one the handshake accepts
   info.state = holds_server() ? "active" : pool_waiting_ ? "waiting" : "idle";
   // Asked of the socket (not kept: an idle client should cost little memory).
   boost::system::error_code ec;
@@ -1611,7 +1629,7 @@ ClientInfo ClientSession::Info() const {
   info.tls = stream_.tls();
   info.pinned = pinned_;
   info.parked = parked_;
-  info.prepared_statements = statements_.size();
+  info.prepared_statements = extended().statements.size();
   for (const auto& l : links_) {
     if (l && l->conn) {
       info.server_id = static_cast<int64_t>(l->conn->id);

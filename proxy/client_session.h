@@ -79,7 +79,7 @@ struct ClientInfo {
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
-  ClientSession(Worker& worker, tcp::socket socket);
+  ClientSession(Worker& worker, TcpSocket socket);
   ~ClientSession();
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
@@ -176,6 +176,24 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   enum class Flow { kContinue, kClose, kQueued };
 
   struct StartupDeadline;
+  // The extended query protocol's state of the client, made at its first Parse: a client
+  // that only sends simple queries (and every idle one that never prepared) does not carry
+  // it.
+  struct Extended {
+    StringMap<ClientStatement> statements;
+    ClientStatement unnamed;                        // the unnamed statement
+    uint64_t unnamed_id = 0;                        // its id on server connections
+    std::optional<ClientStatement> deferred_parse;  // a Parse not sent yet
+    std::string deferred_parse_name;
+    StringMap<PortalTarget> portals;
+  };
+  // The state to read (an empty one if the client never sent Parse) and to change.
+  const Extended& extended() const;
+  Extended& MakeExtended();
+  bool HasDeferredParse() const { return extended_ && extended_->deferred_parse; }
+  void DropDeferredParse() {
+    if (extended_) extended_->deferred_parse.reset();
+  }
   awaitable<std::optional<ClientIdentity>> Handshake();
   // Settings from the startup packet, cancel key, ParameterStatus and ReadyForQuery.
   awaitable<bool> Start(const ClientIdentity& id);
@@ -430,14 +448,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   SessionSettings settings_;
   std::unique_ptr<SettingChange> cycle_setting_;  // sent, applied at ReadyForQuery
   std::vector<SettingChange> txn_settings_;       // applied when the transaction commits
-  StringMap<ClientStatement> statements_;
-  ClientStatement unnamed_;                        // the unnamed statement
-  uint64_t unnamed_id_ = 0;                        // its id on server connections
-  std::optional<ClientStatement> deferred_parse_;  // a Parse not sent yet
-  std::string deferred_parse_name_;
+  std::unique_ptr<Extended> extended_;  // made by the client's first Parse
   std::unique_ptr<PortalTarget> unnamed_portal_;  // kept across Binds, dropped when parked
   std::unique_ptr<QueryPlan> planned_;            // QueryNow -> HandleMessage
-  StringMap<PortalTarget> portals_;
   std::unique_ptr<Gather> gather_;
   std::vector<size_t> gather_shards_;
   std::unique_ptr<CopyIn> copy_in_;
@@ -447,7 +460,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::unique_ptr<asio::steady_timer> quiet_;     // the reader waits on it for the servers
   std::unique_ptr<asio::steady_timer> wake_;      // wakes WaitForClient on RequestClose
   std::string user_;
-  std::string database_;
   std::string application_name_;  // from the startup packet, for SHOW CLIENTS
   Clock::time_point connect_time_ = Clock::now();
   Clock::time_point request_time_ = Clock::now();

@@ -636,7 +636,7 @@ std::optional<ClientSession::Flow> ClientSession::BindNow(const protocol::Frame&
   if (!b || client_tx_status_ == 'E') return std::nullopt;
   const ClientStatement* cs = FindStatement(b->statement);
   if (cs == nullptr || cs->stmt->analysis->statements.size() != 1) return std::nullopt;
-  const ClientStatement stmt = *cs;  // statements_ may change below
+  const ClientStatement stmt = *cs;  // the client's statements may change below
   const sharding::Statement& s = stmt.stmt->analysis->statements[0];
   auto params = protocol::ParseBindParams(b->rest);
   if (!params) return std::nullopt;
@@ -689,13 +689,13 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
   using sharding::RouteKind;
   const ClientStatement* cs = FindStatement(b.statement);
   if (cs == nullptr) {
-    deferred_parse_.reset();
+    DropDeferredParse();
     co_await AnswerError(SqlError(absl::StatusCode::kNotFound, "26000",
                                   Cat("prepared statement \"", b.statement, "\" does not exist")),
                          true);
     co_return Flow::kContinue;
   }
-  const ClientStatement stmt = *cs;  // statements_ may change below
+  const ClientStatement stmt = *cs;  // the client's statements may change below
   if (!holds_server()) topology_ = worker_.topology();
   const auto& analysis = *stmt.stmt->analysis;
   auto params = protocol::ParseBindParams(b.rest);
@@ -711,7 +711,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
     plan = std::move(p);
   }
   if (!plan.ok()) {
-    deferred_parse_.reset();
+    DropDeferredParse();
     co_await AnswerError(plan.status(), true);
     co_return Flow::kContinue;
   }
@@ -719,7 +719,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
       analysis.statements.size() == 1 ? &analysis.statements[0] : nullptr;
   if (s != nullptr && client_tx_status_ == 'E' &&
       s->kind != sharding::StatementKind::kTransaction) {
-    deferred_parse_.reset();
+    DropDeferredParse();
     co_await AnswerError(SqlError(absl::StatusCode::kFailedPrecondition, "25P02",
                                   "current transaction is aborted, commands ignored until end "
                                   "of transaction block"),
@@ -728,8 +728,8 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
   }
   // Statements pgring answers itself.
   if (s != nullptr && (plan->kind == RouteKind::kLocal || LocalTransaction(*s, holds_server()))) {
-    if (deferred_parse_) {
-      deferred_parse_.reset();
+    if (HasDeferredParse()) {
+      DropDeferredParse();
       co_await Answer(MessageBytes(protocol::WriteParseComplete));
     }
     co_await Answer(MessageBytes(protocol::WriteBindComplete));
@@ -746,7 +746,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
   if (single) {
     auto* target_link = UseNow(*single) ? link(*single) : co_await UseExtended(*single);
     if (target_link == nullptr) {
-      deferred_parse_.reset();
+      DropDeferredParse();
       co_return Flow::kContinue;
     }
     co_await SendDeferredParse(*target_link);
@@ -769,7 +769,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
     for (size_t i = 0; i < shards.size(); ++i) {
       auto part = sharding::InsertRowsPart(stmt.stmt->query, range, *s, plan->insert_rows[i]);
       if (!part.ok()) {
-        deferred_parse_.reset();
+        DropDeferredParse();
         co_await AnswerError(part.status(), true);
         co_return Flow::kContinue;
       }
@@ -785,7 +785,7 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
   } else if (s != nullptr && plan->needs_merge) {
     auto scatter = sharding::PlanScatter(stmt.stmt->query, analysis.ranges[0], *s, plan->merge);
     if (!scatter.ok()) {
-      deferred_parse_.reset();
+      DropDeferredParse();
       co_await AnswerError(scatter.status(), true);
       co_return Flow::kContinue;
     }
@@ -804,13 +804,13 @@ awaitable<ClientSession::Flow> ClientSession::OnBind(const protocol::Frame& f,
   }
   auto st = co_await Use(shards, nullptr);
   if (!st.ok()) {
-    deferred_parse_.reset();
+    DropDeferredParse();
     co_await AnswerError(st, true);
     co_return Flow::kContinue;
   }
-  if (deferred_parse_) {
+  if (HasDeferredParse()) {
     // The client's Parse is answered once; each shard prepares what it runs.
-    deferred_parse_.reset();
+    DropDeferredParse();
     co_await Answer(MessageBytes(protocol::WriteParseComplete));
   }
   const bool implicit = plan->is_write && client_tx_status_ == 'I';
@@ -845,7 +845,7 @@ awaitable<ClientSession::Flow> ClientSession::OnStatementMessage(const protocol:
                                                                  std::string_view name) {
   if (type == fe::kClose) {
     // Server-side statements are shared: only the client's name goes away.
-    if (!name.empty()) statements_.erase(name);
+    if (!name.empty() && extended_) extended_->statements.erase(name);
     co_await Answer(MessageBytes(protocol::WriteCloseComplete));
     co_return Flow::kContinue;
   }
@@ -868,7 +868,7 @@ awaitable<ClientSession::Flow> ClientSession::OnStatementMessage(const protocol:
 
 void ClientSession::SetPortal(std::string_view name, const PortalTarget& target) {
   if (!name.empty()) {
-    portals_[std::string(name)] = target;
+    MakeExtended().portals[std::string(name)] = target;
   } else if (unnamed_portal_) {
     *unnamed_portal_ = target;
   } else {
@@ -883,10 +883,10 @@ awaitable<ClientSession::Flow> ClientSession::OnPortalMessage(const protocol::Fr
   std::optional<PortalTarget> target;
   if (name.empty()) {
     if (unnamed_portal_) target = *unnamed_portal_;
-  } else if (auto it = portals_.find(name); it != portals_.end()) {
+  } else if (auto it = extended().portals.find(name); it != extended().portals.end()) {
     target = it->second;
   }
-  if (type == fe::kClose && !name.empty()) portals_.erase(name);
+  if (type == fe::kClose && !name.empty() && extended_) extended_->portals.erase(name);
   const Pending::Kind kind = type == fe::kDescribe  ? Pending::Kind::kDescribe
                              : type == fe::kExecute ? Pending::Kind::kExecute
                                                     : Pending::Kind::kClose;

@@ -63,7 +63,7 @@ awaitable<absl::StatusOr<std::unique_ptr<ServerConnection>>> ServerConnection::C
     for (const auto& r : results) endpoints.push_back(r.endpoint());
   }
 
-  tcp::socket socket(ex);
+  TcpSocket socket(IoContextOf(ex));
   auto connected = co_await (asio::async_connect(socket, endpoints, use_nothrow) ||
                              deadline.async_wait(use_nothrow));
   if (connected.index() == 1) co_return ConnectError(ep, "connect timed out");

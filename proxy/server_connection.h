@@ -28,7 +28,7 @@ class ServerConnection {
       const conf::EndpointConfig& ep, conf::Duration timeout, asio::ssl::context* tls_ctx,
       std::string_view application_name);
 
-  ServerConnection(tcp::socket socket) : stream_(std::move(socket)) {}
+  ServerConnection(TcpSocket socket) : stream_(std::move(socket)) {}
 
   Stream& stream() { return stream_; }
   // Moves the connection to another worker: Release on the old worker's thread, Adopt on

@@ -84,12 +84,12 @@ class ReadWhenReadyOp : public reactor_op {
 
 }  // namespace socket_detail
 
-class Socket : public tcp::socket {
+class Socket : public TcpSocket {
  public:
-  using tcp::socket::basic_stream_socket;
-  explicit Socket(tcp::socket&& s) : tcp::socket(std::move(s)) {}
-  Socket& operator=(tcp::socket&& s) {
-    tcp::socket::operator=(std::move(s));
+  using TcpSocket::basic_stream_socket;
+  explicit Socket(TcpSocket&& s) : TcpSocket(std::move(s)) {}
+  Socket& operator=(TcpSocket&& s) {
+    TcpSocket::operator=(std::move(s));
     reactor_ = nullptr;
     return *this;
   }

@@ -113,7 +113,7 @@ std::tuple<boost::system::error_code, size_t> Stream::ReadNow(protocol::Buffer& 
 
 awaitable<boost::system::error_code> Stream::StartTls(asio::ssl::context& ctx,
                                                       asio::ssl::stream_base::handshake_type type) {
-  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
+  tls_ = std::make_unique<asio::ssl::stream<TcpSocket&>>(socket_, ctx);
   auto [ec] = co_await tls_->async_handshake(type, use_nothrow);
   co_return ec;
 }
@@ -134,7 +134,7 @@ std::optional<Stream::Released> Stream::Release() {
 }
 
 void Stream::Adopt(asio::io_context& io, const Released& released) {
-  socket_ = tcp::socket(io, released.protocol, released.fd);
+  socket_ = TcpSocket(io, released.protocol, released.fd);
 }
 
 void Stream::Close() {

@@ -14,7 +14,7 @@ namespace pgring::proxy {
 
 class Stream {
  public:
-  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit Stream(TcpSocket socket) : socket_(std::move(socket)) {}
 
   // Reads whatever is available (at least one byte) into `buf`. Returns 0 bytes and an
   // error code on EOF or failure.
@@ -57,7 +57,7 @@ class Stream {
 
  private:
   Socket socket_;
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  std::unique_ptr<asio::ssl::stream<TcpSocket&>> tls_;
 };
 
 }  // namespace pgring::proxy

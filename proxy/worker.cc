@@ -141,7 +141,7 @@ void Worker::Join() {
 
 awaitable<void> Worker::AcceptLoop(tcp::acceptor& acceptor, bool admin) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    auto [ec, socket] = co_await acceptor.async_accept(io_.get_executor(), use_nothrow);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       spdlog::warn("accept failed: {}", ec.message());

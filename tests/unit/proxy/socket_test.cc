@@ -20,7 +20,7 @@ struct Pair {
   Pair() {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     peer.connect(acceptor.local_endpoint());
-    socket = acceptor.accept();
+    socket = acceptor.accept(io.get_executor());
   }
   void Send(const std::string& s) { asio::write(peer, asio::buffer(s)); }
 };
@@ -155,7 +155,7 @@ TEST_CASE("Socket keeps reading after taking over another socket (Stream::Adopt)
   Pair q;  // destroyed after p, whose socket ends up on q's io_context
   Pair p;
   // Assigning a socket resets what the Socket remembered about its reactor.
-  p.socket = tcp::socket(std::move(q.socket));
+  p.socket = TcpSocket(std::move(q.socket));
   std::string room(16, '\0');
   q.Send("moved");
   Read r;
