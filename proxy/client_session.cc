@@ -1,5 +1,7 @@
 #include "proxy/client_session.h"
 
+#include <cstring>
+
 #include "proxy/str.h"
 #include "protocol/messages.h"
 #include "protocol/sql_error.h"
@@ -17,9 +19,10 @@ using protocol::SqlError;
 namespace fe = protocol::fe;
 namespace be = protocol::be;
 
-std::string_view TagOf(const protocol::Frame& f) {
-  auto tag = protocol::ParseCommandComplete(f.body);
-  return tag ? *tag : std::string_view{};
+// Whether a CommandComplete's tag is `tag` (its body is the tag and a NUL).
+bool HasTag(const protocol::Frame& f, std::string_view tag) {
+  return f.body.size() == tag.size() + 1 && f.body[tag.size()] == std::byte{0} &&
+         std::memcmp(f.body.data(), tag.data(), tag.size()) == 0;
 }
 
 uint64_t Micros(Clock::duration d) {
@@ -1300,7 +1303,7 @@ ClientSession::Disposition ClientSession::OnServerFrame(ServerLink& link,
       if (front.kind == K::kDescribe) link.pending.pop_front();
       break;
     case be::kCommandComplete:
-      if (TagOf(f) == "ROLLBACK") link.saw_rollback = true;
+      if (HasTag(f, "ROLLBACK")) link.saw_rollback = true;
       if (front.kind == K::kExecute) link.pending.pop_front();
       break;
     case be::kEmptyQueryResponse:
@@ -1439,9 +1442,11 @@ bool ClientSession::ForwardBatch(ServerLink& link) {
   segments.clear();
   synth.Clear();
   for (;;) {
-    size_t before = synth.size();
-    DrainSynthetic(link, synth);
-    if (synth.size() > before) segments.push_back({true, before, synth.size() - before});
+    if (!link.pending.empty() && link.pending.front().kind == Pending::Kind::kSynthetic) {
+      size_t before = synth.size();
+      DrainSynthetic(link, synth);
+      segments.push_back({true, before, synth.size() - before});
+    }
     auto r = protocol::ParseTypedFrame(data.subspan(pos));
     if (r.status == protocol::FrameStatus::kNeedMore) break;
     if (r.status == protocol::FrameStatus::kInvalid) {
