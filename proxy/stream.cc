@@ -68,6 +68,19 @@ boost::system::error_code Stream::WriteNow(std::span<const std::byte>& bytes) {
 
 boost::system::error_code Stream::WriteNow(std::vector<asio::const_buffer>& bufs) {
   if (tls_) return {};
+  if (bufs.size() == 1) {
+    // One piece (a server's answer forwarded whole): send() costs the kernel less than
+    // sendmsg(), which first copies in the message header and the I/O vector.
+    std::span<const std::byte> bytes(static_cast<const std::byte*>(bufs[0].data()),
+                                     bufs[0].size());
+    auto ec = WriteNow(bytes);
+    if (bytes.empty()) {
+      bufs.clear();
+    } else {
+      bufs[0] = asio::const_buffer(bytes.data(), bytes.size());
+    }
+    return ec;
+  }
   constexpr size_t kMaxIov = 64;
   size_t first = 0;  // bufs[first...] are not written yet
   boost::system::error_code ec;
