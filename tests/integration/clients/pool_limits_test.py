@@ -16,14 +16,13 @@ build/proxy/pgring in the repository.
 
 import os
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgtest  # noqa: E402
 from pgtest import check, log  # noqa: E402
-from second_proxy import SecondProxy, edit_config  # noqa: E402
+from second_proxy import edit_config, run_second_proxy  # noqa: E402
 
 import psycopg  # noqa: E402
 
@@ -159,17 +158,11 @@ def test_many_clients(env, px):
 
 
 def test(env):
-    with tempfile.TemporaryDirectory(prefix="pgring-pool-limits.") as workdir:
-        px = SecondProxy(env, workdir, limits("1s"))
-        try:
-            px.start()
-            test_wait_timeout(env, px)
-            test_many_clients(env, px)
-            check(px.proc.poll() is None, f"the second pgring died during the test: {px.tail()}")
-        except pgtest.TestFailure as e:
-            raise pgtest.TestFailure(f"{e}\n--- last lines of the second pgring's log ---\n{px.tail()}") from None
-        finally:
-            px.stop()
+    def body(px):
+        test_wait_timeout(env, px)
+        test_many_clients(env, px)
+
+    run_second_proxy(env, "pool-limits", body, limits("1s"))
 
 
 if __name__ == "__main__":

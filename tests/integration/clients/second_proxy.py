@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 
 import pgtest
 from pgtest import check, fail, log
@@ -155,3 +156,20 @@ class SecondProxy:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def run_second_proxy(env, name, body, edit=lambda text: text):
+    """Runs body(px) against a SecondProxy configured by edit(text) -> text, in a temporary
+    directory named after `name`: starts it, checks it is still running afterwards, and
+    stops it. A failure carries the instance's last log lines."""
+    with tempfile.TemporaryDirectory(prefix=f"pgring-{name}.") as workdir:
+        px = SecondProxy(env, workdir, edit)
+        try:
+            px.start()
+            body(px)
+            check(px.proc.poll() is None, f"the second pgring died during the test: {px.tail()}")
+        except pgtest.TestFailure as e:
+            raise pgtest.TestFailure(
+                f"{e}\n--- last lines of the second pgring's log ---\n{px.tail()}") from None
+        finally:
+            px.stop()

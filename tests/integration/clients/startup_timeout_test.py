@@ -10,14 +10,13 @@
 
 import os
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgtest  # noqa: E402
 from pgtest import check, log  # noqa: E402
-from second_proxy import SecondProxy, edit_config  # noqa: E402
+from second_proxy import edit_config, run_second_proxy  # noqa: E402
 
 import psycopg  # noqa: E402
 
@@ -97,19 +96,13 @@ def test_others_unaffected(env, px):
 
 
 def test(env):
-    with tempfile.TemporaryDirectory(prefix="pgring-startup-timeout.") as workdir:
-        px = SecondProxy(env, workdir,
-                         lambda text: edit_config(text, {}, {}, {"startup_timeout": f"{int(TIMEOUT)}s"}))
-        try:
-            px.start()
-            test_silent_client(px)
-            test_stalled_authentication(env, px)
-            test_others_unaffected(env, px)
-            check(px.proc.poll() is None, f"the second pgring died during the test: {px.tail()}")
-        except pgtest.TestFailure as e:
-            raise pgtest.TestFailure(f"{e}\n--- last lines of the second pgring's log ---\n{px.tail()}") from None
-        finally:
-            px.stop()
+    def body(px):
+        test_silent_client(px)
+        test_stalled_authentication(env, px)
+        test_others_unaffected(env, px)
+
+    run_second_proxy(env, "startup-timeout", body,
+                     lambda text: edit_config(text, {}, {}, {"startup_timeout": f"{int(TIMEOUT)}s"}))
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ Placement is checked on each shard directly.
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import routing  # noqa: E402
 from routing import check, log, scalar, simple  # noqa: E402
-from second_proxy import SecondProxy  # noqa: E402
+from second_proxy import run_second_proxy  # noqa: E402
 
 TABLE = "reload_items"
 INSERT = f"INSERT INTO {TABLE} (k, v, batch) VALUES (%s, %s, %s)"
@@ -105,17 +104,7 @@ def test(env):
     marker = c.keys_by_shard(range(10 ** 6, 10 ** 6 + 2000), 1)[other][0]
     with c.shard(other) as s:
         s.execute(f"INSERT INTO {TABLE} (k, v, batch) VALUES (%s, 0, 0)", (marker,))
-    with tempfile.TemporaryDirectory(prefix="pgring-reload.") as workdir:
-        px = SecondProxy(env, workdir)
-        try:
-            px.start()
-            test_reload(c, px, keys, marker)
-            check(px.proc.poll() is None, f"the second pgring died during the test: {px.tail()}")
-        except routing.pgtest.TestFailure as e:
-            raise routing.pgtest.TestFailure(
-                f"{e}\n--- last lines of the second pgring's log ---\n{px.tail()}") from None
-        finally:
-            px.stop()
+    run_second_proxy(env, "reload", lambda px: test_reload(c, px, keys, marker))
     for n in c.names:
         with c.shard(n) as s:
             s.execute(f"DROP TABLE {TABLE}")
