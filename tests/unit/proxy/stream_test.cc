@@ -52,13 +52,15 @@ TEST_CASE("Stream::WriteNow leaves what the socket did not take, from the right 
   // The peer reads nothing while the stream writes more than the socket buffers hold:
   // WriteNow must stop without an error and leave exactly the unwritten tail.
   for (size_t pieces : {size_t{1}, size_t{3}}) {
+    // 16 MiB a piece: far more than the socket buffers hold while the peer reads nothing
+    // (they start at tcp_wmem's and tcp_rmem's defaults, 16 and 128 KiB, and the receive
+    // buffer grows only as its reader reads). Both keep their default sizes: shrinking
+    // them on an open connection can stall its window for seconds.
     StreamPair p;
-    p.stream->socket().set_option(asio::socket_base::send_buffer_size(4096));
-    p.peer.set_option(asio::socket_base::receive_buffer_size(4096));
     std::vector<std::string> parts;
     std::string all;
     for (size_t i = 0; i < pieces; ++i) {
-      std::string part(4u << 20, '\0');
+      std::string part(16u << 20, '\0');
       for (size_t k = 0; k < part.size(); ++k) part[k] = static_cast<char>('a' + (k * 7 + i) % 26);
       all += part;
       parts.push_back(std::move(part));
