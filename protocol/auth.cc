@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -243,6 +244,56 @@ ScramKeys DeriveKeys(std::string_view password, std::string_view salt, int itera
   k.server_key = HmacSha256(salted, "Server Key");
   return k;
 }
+
+// The keys a client derived from (password, salt, iterations), kept per thread: PBKDF2 with
+// PostgreSQL's 4096 iterations costs a few milliseconds of CPU, and a PostgreSQL role keeps
+// its salt until its password changes, so every connection pgring opens toward the same
+// server and role would derive the same keys again. Entries are found by the password's
+// SHA-256 (the cache holds no copy of the password), the salt and the iteration count; a
+// changed password or salt misses. A few entries cover every (shard, role) a pool uses;
+// when full, the oldest is replaced.
+class ClientKeyCache {
+ public:
+  ScramKeys Get(std::string_view password, std::string_view salt, int iterations) {
+    std::string password_digest = Sha256(password);
+    for (const Entry& e : entries_) {
+      if (e.iterations == iterations && e.salt == salt &&
+          ConstantTimeEqual(e.password_digest, password_digest)) {
+        ++stats_.hits;
+        return e.keys;
+      }
+    }
+    ++stats_.misses;
+    ScramKeys keys = DeriveKeys(password, salt, iterations);
+    Entry entry{std::move(password_digest), std::string(salt), iterations, keys};
+    if (entries_.size() < kCapacity) {
+      entries_.push_back(std::move(entry));
+    } else {
+      entries_[next_victim_] = std::move(entry);
+      next_victim_ = (next_victim_ + 1) % kCapacity;
+    }
+    return keys;
+  }
+
+  ScramClientKeyCacheStats stats() const { return stats_; }
+
+  static ClientKeyCache& ForThread() {
+    static thread_local ClientKeyCache cache;
+    return cache;
+  }
+
+ private:
+  static constexpr size_t kCapacity = 16;
+  struct Entry {
+    std::string password_digest;
+    std::string salt;
+    int iterations;
+    ScramKeys keys;
+  };
+  std::vector<Entry> entries_;
+  size_t next_victim_ = 0;
+  ScramClientKeyCacheStats stats_;
+};
 
 // ---- SCRAM attribute syntax (RFC 5802 section 7) ----------------------------------------------
 
@@ -490,6 +541,10 @@ ScramClient::ScramClient(std::string password) : password_(std::move(password)) 
 ScramClient::ScramClient(std::string password, std::string client_nonce, std::string_view user)
     : password_(std::move(password)), user_(user), client_nonce_(std::move(client_nonce)) {}
 
+ScramClientKeyCacheStats ScramClientKeyCacheStatsForThread() {
+  return ClientKeyCache::ForThread().stats();
+}
+
 std::string ScramClient::ClientFirst() {
   if (client_nonce_.empty()) {
     std::string raw;
@@ -525,7 +580,7 @@ absl::StatusOr<std::string> ScramClient::HandleServerFirst(std::string_view serv
     return Malformed("garbage at end of server-first-message");
   }
 
-  const ScramKeys keys = DeriveKeys(password_, *salt, *iterations);
+  const ScramKeys keys = ClientKeyCache::ForThread().Get(password_, *salt, *iterations);
   const std::string without_proof = Cat({"c=biws,r=", *nonce});
   const std::string auth_message = Cat({client_first_bare_, ",", server_first, ",", without_proof});
   const std::string proof = Xor(keys.client_key, HmacSha256(keys.stored_key, auth_message));

@@ -4,6 +4,7 @@
 // Pure: no I/O. Randomness comes from OpenSSL's RAND_bytes.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -73,6 +74,10 @@ class ScramServer {
 // for a malformed or foreign-nonce server-first; VerifyServerFinal returns PermissionDenied
 // when the server sent "e=..." or a signature that proves it does not know the password.
 // Calls out of order give FailedPrecondition. One object per exchange; not thread-safe.
+//
+// The keys derived from the password (PBKDF2, a few milliseconds of CPU with PostgreSQL's
+// 4096 iterations) are cached per thread by the password's SHA-256, the salt and the
+// iteration count, so a second connection toward the same role derives nothing.
 class ScramClient {
  public:
   explicit ScramClient(std::string password);
@@ -90,6 +95,13 @@ class ScramClient {
   std::string client_first_bare_;
   std::string expected_server_signature_;
 };
+
+// How often this thread's ScramClient exchanges found their keys in the cache (for tests).
+struct ScramClientKeyCacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+};
+ScramClientKeyCacheStats ScramClientKeyCacheStatsForThread();
 
 // "md5" + md5hex(md5hex(password + user) + salt), as a client answers AuthenticationMD5Password.
 // Empty if MD5 is unavailable (an OpenSSL in FIPS mode).

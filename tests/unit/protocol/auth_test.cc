@@ -95,6 +95,34 @@ TEST_CASE("SCRAM: server and client against each other", "[auth][scram]") {
   CHECK(MakeScramVerifier("x", 0).iterations == 4096);
 }
 
+TEST_CASE("SCRAM client: derived keys are cached by password, salt and iterations",
+          "[auth][scram]") {
+  const ScramVerifier v = MakeScramVerifier("cached secret", 4096, "fixed salt 16 by");
+  const auto before = ScramClientKeyCacheStatsForThread();
+  REQUIRE(Exchange(v, "cached secret").ok());
+  const auto first = ScramClientKeyCacheStatsForThread();
+  CHECK(first.misses == before.misses + 1);
+  // The same role again: no derivation, and the exchange still proves the password.
+  REQUIRE(Exchange(v, "cached secret").ok());
+  const auto second = ScramClientKeyCacheStatsForThread();
+  CHECK(second.hits == first.hits + 1);
+  CHECK(second.misses == first.misses);
+  // Another password under the same salt and iterations is not served the cached keys.
+  CHECK(Exchange(v, "cached secreT").code() == absl::StatusCode::kPermissionDenied);
+  // Nor is the same password under another salt or iteration count.
+  CHECK(Exchange(MakeScramVerifier("cached secret", 4096, "other salt 16 by"), "cached secret")
+            .ok());
+  CHECK(Exchange(MakeScramVerifier("cached secret", 2, "fixed salt 16 by"), "cached secret").ok());
+  CHECK(Exchange(MakeScramVerifier("other", 4096, "fixed salt 16 by"), "cached secret").code() ==
+        absl::StatusCode::kPermissionDenied);
+  // More roles than the cache holds: old entries are replaced, every exchange still works.
+  for (int i = 0; i < 40; ++i) {
+    const std::string password = "role " + std::to_string(i);
+    CHECK(Exchange(MakeScramVerifier(password, 2, "salt of every role"), password).ok());
+  }
+  CHECK(Exchange(v, "cached secret").ok());
+}
+
 TEST_CASE("SCRAM: verifiers computed by PostgreSQL 15", "[auth][scram][interop]") {
   auto pg = ParseScramVerifier(kPgVerifierP);
   REQUIRE(pg.ok());
