@@ -654,7 +654,7 @@ awaitable<void> AdminSession::Run() {
     stream_.Close();
     co_return;
   }
-  protocol::Buffer out;
+  protocol::Buffer out = std::move(std::get<0>(hs)->greeting);
   std::pair<std::string_view, std::string_view> params[] = {
       {"server_version", kServerVersion}, {"server_encoding", "UTF8"},
       {"client_encoding", "UTF8"},        {"DateStyle", "ISO, MDY"},

@@ -38,8 +38,10 @@ awaitable<absl::StatusOr<std::string>> ReadPasswordFrame(Stream& stream, protoco
   co_return body;
 }
 
+// On success AuthenticationSASLFinal is in `greeting`, not sent yet.
 awaitable<absl::Status> AuthScram(Stream& stream, protocol::Buffer& in, std::string_view user_name,
-                                  const protocol::ScramVerifier& verifier) {
+                                  const protocol::ScramVerifier& verifier,
+                                  protocol::Buffer& greeting) {
   protocol::Buffer out;
   std::string_view mechs[] = {protocol::kScramSha256};
   protocol::WriteAuthenticationSasl(out, mechs);
@@ -73,8 +75,7 @@ awaitable<absl::Status> AuthScram(Stream& stream, protocol::Buffer& in, std::str
     co_return Fail("28P01",
                    Cat("password authentication failed for user \"", user_name, "\""));
   }
-  protocol::WriteAuthenticationSaslFinal(out, *server_final);
-  if (auto ec = co_await stream.WriteAll(out.Readable())) co_return Fail("08006", ec.message());
+  protocol::WriteAuthenticationSaslFinal(greeting, *server_final);
   co_return absl::OkStatus();
 }
 
@@ -257,9 +258,10 @@ awaitable<absl::StatusOr<HandshakeResult>> ClientHandshake(Stream& stream, proto
       if (v == verifiers.end()) {
         // Unknown user: run the exchange against a verifier nobody knows the password
         // of, so the failure looks like a wrong password and user names cannot be probed.
-        auth = co_await AuthScram(stream, in, id.user, UnknownUserVerifier(id.user));
+        auth = co_await AuthScram(stream, in, id.user, UnknownUserVerifier(id.user),
+                                 result.greeting);
       } else {
-        auth = co_await AuthScram(stream, in, id.user, v->second);
+        auth = co_await AuthScram(stream, in, id.user, v->second, result.greeting);
       }
     } else if (user == nullptr) {
       auth = Fail("28P01", Cat("password authentication failed for user \"", id.user, "\""));
@@ -275,9 +277,7 @@ awaitable<absl::StatusOr<HandshakeResult>> ClientHandshake(Stream& stream, proto
       }
       co_return auth;
     }
-    protocol::Buffer out;
-    protocol::WriteAuthenticationOk(out);
-    if (auto ec = co_await stream.WriteAll(out.Readable())) co_return Fail("08006", ec.message());
+    protocol::WriteAuthenticationOk(result.greeting);
     co_return result;
   }
 }

@@ -29,13 +29,17 @@ struct ClientIdentity {
 };
 
 enum class HandshakeOutcome {
-  kReady,         // authenticated: AuthenticationOk sent, ready for ParameterStatus etc.
+  kReady,         // authenticated: the caller sends `greeting`, then ParameterStatus etc.
   kCancelHandled, // the connection carried a CancelRequest and is done
 };
 
 struct HandshakeResult {
   HandshakeOutcome outcome = HandshakeOutcome::kReady;
   ClientIdentity identity;
+  // kReady: the end of authentication (AuthenticationSASLFinal for SCRAM, then
+  // AuthenticationOk), not sent yet: the caller sends it in one write with its
+  // ParameterStatus, BackendKeyData and ReadyForQuery (or a FATAL error).
+  protocol::Buffer greeting;
 };
 
 enum class Port { kClient, kAdmin };

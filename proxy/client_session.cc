@@ -47,17 +47,18 @@ awaitable<void> ClientSession::Run() {
   // The handshake runs in its own coroutine so that its frame (timer, results) is freed
   // before the long-lived Serve loop: an idle client should cost little memory.
   // (The result goes through a variable: GCC 12 miscompiles `if (!co_await ...)` here.)
-  std::optional<ClientIdentity> id = co_await Handshake();
-  if (!id) co_return;
+  std::optional<HandshakeResult> hs = co_await Handshake();
+  if (!hs) co_return;
+  const ClientIdentity* id = &hs->identity;
   registry_it_ = worker_.AddSession(this);
   in_registry_ = true;
   user_ = id->user;
   for (const auto& [k, v] : id->params)
     if (k == "application_name") application_name_ = v;
   // The startup parameters live on in settings_ (Start); the identity is not kept.
-  const bool started = co_await Start(*id);
+  const bool started = co_await Start(*id, hs->greeting);
   if (!started) co_return;
-  id.reset();
+  hs.reset();
   co_await Continue(ResumeAt::kWait);
 }
 
@@ -92,10 +93,8 @@ void ClientSession::Park() {
   in_.Release();
   // Portals end with their transaction; a parked client has none open.
   unnamed_portal_.reset();
-  stream_.socket().async_wait(tcp::socket::wait_read,
-                              [self = shared_from_this()](boost::system::error_code ec) {
-                                self->Unpark(ec);
-                              });
+  stream_.socket().WaitWhenReady(
+      [self = shared_from_this()](boost::system::error_code ec) { self->Unpark(ec); });
 }
 
 void ClientSession::Unpark(boost::system::error_code ec) {
@@ -132,7 +131,7 @@ struct ClientSession::StartupDeadline {
   }
 };
 
-awaitable<std::optional<ClientIdentity>> ClientSession::Handshake() {
+awaitable<std::optional<HandshakeResult>> ClientSession::Handshake() {
   const auto& config = *config_;
   asio::steady_timer deadline(worker_.io(), config.pool.startup_timeout);
   deadline.async_wait(StartupDeadline{shared_from_this(), &deadline});
@@ -150,10 +149,10 @@ awaitable<std::optional<ClientIdentity>> ClientSession::Handshake() {
     stream_.Close();
     co_return std::nullopt;
   }
-  co_return std::move(result->identity);
+  co_return std::move(*result);
 }
 
-awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
+awaitable<bool> ClientSession::Start(const ClientIdentity& id, protocol::Buffer& greeting) {
   // Startup parameters become session settings, replayed on every server connection.
   for (const auto& [k, v] : id.params) {
     if (k == "options" || k == "replication") continue;
@@ -165,8 +164,11 @@ awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
   if (worker_.server_parameters().empty()) {
     auto conn = co_await worker_.pool(worker_.default_shard()).Acquire();
     if (!conn.ok()) {
-      co_await SendFatal(stream_, protocol::SqlStateOf(conn.status()), protocol::MessageOf(conn.status()),
-                         protocol::HintOf(conn.status()));
+      protocol::WriteErrorResponse(greeting, protocol::Severity::kFatal,
+                                   protocol::SqlStateOf(conn.status()),
+                                   protocol::MessageOf(conn.status()), {},
+                                   protocol::HintOf(conn.status()));
+      co_await WriteClient(greeting.Readable());
       co_return false;
     }
     worker_.LearnServerParameters((*conn)->startup_parameters());
@@ -176,7 +178,7 @@ awaitable<bool> ClientSession::Start(const ClientIdentity& id) {
   cancel_key_ = worker_.proxy().cancels().Register({&worker_.io(), weak_from_this()});
   registered_ = true;
 
-  co_return co_await SendWelcome(id);
+  co_return co_await SendWelcome(id, greeting);
 }
 
 awaitable<bool> ClientSession::Serve(ResumeAt at, boost::system::error_code ec) {
@@ -310,8 +312,7 @@ void ClientSession::RunInput() {
   }
 }
 
-awaitable<bool> ClientSession::SendWelcome(const ClientIdentity& id) {
-  protocol::Buffer out;
+awaitable<bool> ClientSession::SendWelcome(const ClientIdentity& id, protocol::Buffer& out) {
   for (const auto& [name, value] : worker_.server_parameters()) {
     std::string_view v = value;
     for (const auto& [k, cv] : id.params)

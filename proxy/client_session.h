@@ -194,9 +194,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void DropDeferredParse() {
     if (extended_) extended_->deferred_parse.reset();
   }
-  awaitable<std::optional<ClientIdentity>> Handshake();
-  // Settings from the startup packet, cancel key, ParameterStatus and ReadyForQuery.
-  awaitable<bool> Start(const ClientIdentity& id);
+  awaitable<std::optional<HandshakeResult>> Handshake();
+  // Settings from the startup packet, cancel key, then the handshake's `greeting` with
+  // ParameterStatus, BackendKeyData and ReadyForQuery in one write.
+  awaitable<bool> Start(const ClientIdentity& id, protocol::Buffer& greeting);
   // Where Serve starts.
   enum class ResumeAt : uint8_t {
     kWait,          // wait for the client's next message
@@ -220,7 +221,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void Park();
   void Unpark(boost::system::error_code ec);
   static constexpr auto kParkAfterIdle = std::chrono::seconds(1);
-  awaitable<bool> SendWelcome(const ClientIdentity& id);
+  // Appends the welcome to `out` (the handshake's greeting) and sends it.
+  awaitable<bool> SendWelcome(const ClientIdentity& id, protocol::Buffer& out);
   // A client inside a transaction (or whose answer is on the way) with no deadline to
   // watch waits with a plain read callback (ReadClient / OnClientRead): the messages that
   // need no wait are handled there (HandleNow) and the next read is started, with no

@@ -9,10 +9,15 @@
 // exact with Asio's edge-triggered epoll registration: every arrival of data after that
 // recv() raises a new event, and the reactor tries again on it.
 //
+// Socket::WaitWhenReady is the same for a wait without a read buffer: it peeks at one
+// byte, and unlike Asio's async_wait it does not re-arm the epoll registration (one
+// epoll_ctl system call) every time it starts.
+//
 // Built on Asio's reactor (boost/asio/detail, as bundled by Boost 1.81): the operation is
 // queued exactly like Asio's own reads, so cancel(), close() and the io_context's shutdown
-// treat it like any other (cancel completes it with operation_aborted). It has no
-// per-operation cancellation slot, so it is for callbacks, not for awaitable operators.
+// treat it like any other (cancel completes it with operation_aborted), and a handler's
+// cancellation slot (an awaitable operator such as `read || timer`) cancels it as it
+// cancels Asio's reads.
 #pragma once
 
 #include <sys/socket.h>
@@ -30,7 +35,9 @@ namespace socket_detail {
 using asio::detail::reactor_op;
 
 // Receives what has arrived into `room`; reports "exhausted" after a short read, which
-// tells the reactor not to try the next read before the next readiness event.
+// tells the reactor not to try the next read before the next readiness event. An empty
+// `room` only waits: the operation is done when a byte can be read (MSG_PEEK leaves it
+// in the socket) or the peer closed.
 template <typename Handler>
 class ReadWhenReadyOp : public reactor_op {
  public:
@@ -46,6 +53,15 @@ class ReadWhenReadyOp : public reactor_op {
   static status Perform(reactor_op* base) {
     auto* op = static_cast<ReadWhenReadyOp*>(base);
     for (;;) {
+      if (op->room_.size() == 0) {
+        char byte;
+        const ssize_t n = ::recv(op->fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n >= 0) return done;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;
+        op->ec_ = boost::system::error_code(errno, boost::system::system_category());
+        return done;
+      }
       const ssize_t n = ::recv(op->fd_, op->room_.data(), op->room_.size(), MSG_DONTWAIT);
       if (n > 0) {
         op->bytes_transferred_ = static_cast<size_t>(n);
@@ -82,6 +98,26 @@ class ReadWhenReadyOp : public reactor_op {
   Handler handler_;
 };
 
+// A cancellation slot's handler for a queued read (as Asio's own reads register one).
+class ReadCancellation {
+ public:
+  ReadCancellation(asio::detail::reactor* reactor,
+                   asio::detail::reactor::per_descriptor_data* data, int fd)
+      : reactor_(reactor), data_(data), fd_(fd) {}
+
+  void operator()(asio::cancellation_type_t type) {
+    if (!!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                   asio::cancellation_type::total))) {
+      reactor_->cancel_ops_by_key(fd_, *data_, asio::detail::reactor::read_op, this);
+    }
+  }
+
+ private:
+  asio::detail::reactor* reactor_;
+  asio::detail::reactor::per_descriptor_data* data_;
+  int fd_;
+};
+
 }  // namespace socket_detail
 
 class Socket : public TcpSocket {
@@ -105,11 +141,32 @@ class Socket : public TcpSocket {
       reactor_ = &asio::use_service<asio::detail::reactor>(
           asio::query(get_executor(), asio::execution::context));
     }
+    auto slot = asio::get_associated_cancellation_slot(handler);
     typename Op::ptr p = {std::addressof(handler), Op::ptr::allocate(handler), nullptr};
     p.p = new (p.v) Op(impl.socket_, room, handler);
+    if (slot.is_connected()) {
+      p.p->cancellation_key_ = &slot.template emplace<socket_detail::ReadCancellation>(
+          reactor_, &impl.reactor_data_, impl.socket_);
+    }
     reactor_->start_op(asio::detail::reactor::read_op, impl.socket_, impl.reactor_data_, p.p,
                        /*is_continuation=*/false, /*allow_speculative=*/true);
     p.v = p.p = nullptr;
+  }
+
+  // Calls handler(ec) when a byte can be read or the peer closed (nothing is read).
+  template <typename Handler>
+  void WaitWhenReady(Handler&& handler) {
+    ReadWhenReady(asio::mutable_buffer(),
+                  [h = std::forward<Handler>(handler)](boost::system::error_code ec,
+                                                        size_t) mutable { h(ec); });
+  }
+
+  // ReadWhenReady for coroutines: co_await s.AsyncReadWhenReady(room, use_nothrow).
+  template <typename Token>
+  auto AsyncReadWhenReady(asio::mutable_buffer room, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code, size_t)>(
+        [this](auto handler, asio::mutable_buffer r) { ReadWhenReady(r, std::move(handler)); },
+        token, room);
   }
 
  private:

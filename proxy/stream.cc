@@ -11,8 +11,10 @@ awaitable<std::tuple<boost::system::error_code, size_t>> Stream::ReadSome(protoc
                                                                          size_t min_room) {
   auto room = buf.Prepare(min_room);
   auto mb = asio::buffer(room.data(), room.size());
+  // A plain read trusts a short read (Socket::ReadWhenReady): the next one waits for the
+  // peer's answer without a recv() that fails with EAGAIN first.
   auto [ec, n] = tls_ ? co_await tls_->async_read_some(mb, use_nothrow)
-                      : co_await socket_.async_read_some(mb, use_nothrow);
+                      : co_await socket_.AsyncReadWhenReady(mb, use_nothrow);
   buf.Commit(n);
   co_return std::tuple{ec, n};
 }
@@ -39,7 +41,7 @@ awaitable<boost::system::error_code> Stream::WriteAll(const std::vector<asio::co
 awaitable<boost::system::error_code> Stream::WaitReadable() {
   // TLS may hold decrypted bytes already: only wait on the socket for plain streams.
   if (tls_) co_return boost::system::error_code{};
-  auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+  auto [ec, n] = co_await socket_.AsyncReadWhenReady(asio::mutable_buffer(), use_nothrow);
   co_return ec;
 }
 

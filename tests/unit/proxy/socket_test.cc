@@ -133,6 +133,60 @@ TEST_CASE("Socket::ReadWhenReady completes with operation_aborted on cancel") {
   REQUIRE(r.n == 0);
 }
 
+TEST_CASE("Socket::WaitWhenReady completes when data or a close arrives, reading nothing") {
+  Pair p;
+  std::optional<boost::system::error_code> waited;
+  p.socket.WaitWhenReady([&waited](boost::system::error_code ec) { waited = ec; });
+  p.io.poll();
+  REQUIRE_FALSE(waited.has_value());  // nothing sent: still waiting
+  p.Send("ping");
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!waited && std::chrono::steady_clock::now() < deadline) p.io.run_one_for(100ms);
+  REQUIRE(waited.has_value());
+  REQUIRE_FALSE(*waited);
+  // The byte it saw is still there for the read.
+  std::string room(16, '\0');
+  auto r = ReadOnce(p, room);
+  REQUIRE(room.substr(0, r.n) == "ping");
+
+  // A close wakes a wait too (the read after it sees eof).
+  waited.reset();
+  p.socket.WaitWhenReady([&waited](boost::system::error_code ec) { waited = ec; });
+  p.peer.close();
+  p.io.restart();
+  while (!waited && std::chrono::steady_clock::now() < deadline + 5s) p.io.run_one_for(100ms);
+  REQUIRE(waited.has_value());
+  REQUIRE_FALSE(*waited);
+  r = ReadOnce(p, room);
+  REQUIRE(*r.ec == asio::error::eof);
+}
+
+TEST_CASE("Socket::AsyncReadWhenReady is cancelled by an awaitable operator, losing nothing") {
+  using namespace asio::experimental::awaitable_operators;
+  Pair p;
+  std::string room(16, '\0');
+  std::optional<size_t> timer_won;
+  std::optional<std::string> next_read;
+  asio::co_spawn(
+      p.io,
+      [&]() -> awaitable<void> {
+        // Nothing arrives: the timer ends the race and the read must be cancelled (else
+        // the parallel group would wait for it forever).
+        asio::steady_timer timer(p.io, 50ms);
+        auto r = co_await (p.socket.AsyncReadWhenReady(asio::buffer(room), use_nothrow) ||
+                           timer.async_wait(use_nothrow));
+        timer_won = r.index();
+        // Data sent after the cancelled read goes to the next read.
+        p.Send("after");
+        auto [ec, n] = co_await p.socket.AsyncReadWhenReady(asio::buffer(room), use_nothrow);
+        if (!ec) next_read = room.substr(0, n);
+      },
+      asio::detached);
+  p.io.run_for(5s);
+  REQUIRE(timer_won == size_t{1});
+  REQUIRE(next_read == std::string("after"));
+}
+
 TEST_CASE("Socket::ReadWhenReady's handler is destroyed, not called, with its io_context") {
   auto owned = std::make_shared<int>(0);
   std::weak_ptr<int> watch = owned;
