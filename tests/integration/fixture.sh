@@ -9,7 +9,7 @@
 # run is stopped and deleted first, and so is a test cluster of another build directory
 # (build/, build-asan/, ...) that still holds one of the ports. Teardown stops the proxy
 # and the shards but keeps DIR, so logs (DIR/shard<i>/log, DIR/pgring.log) can be read
-# after a failure.
+# after a failure; it fails when the proxy's logs hold a sanitizer report.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -17,6 +17,9 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CLUSTER=$REPO_ROOT/scripts/cluster
 
 say() { echo "fixture: $*" >&2; }
+
+# The first line of an AddressSanitizer, LeakSanitizer or UBSan report.
+SANITIZER_REPORT='ERROR: (Address|Leak)Sanitizer|runtime error:' 
 
 # free_port PORT: stops a test cluster or proxy of another build directory that listens
 # on PORT. Only directories named test-cluster are touched; anything else is left to
@@ -65,6 +68,15 @@ setup() {
 teardown() {
   local dir=$1
   "$CLUSTER" stop --dir "$dir"
+  # A sanitizer build (scripts/test --sanitize) reports memory errors, undefined
+  # behaviour and, when the proxy exits, leaks on its stderr, which is its log.
+  local reports
+  reports=$(grep -h -E "$SANITIZER_REPORT" "$dir"/pgring.log* 2>/dev/null || true)
+  if [ -n "$reports" ]; then
+    say "the proxy's log has sanitizer reports ($dir/pgring.log*):"
+    echo "$reports" >&2
+    exit 1
+  fi
 }
 
 case ${1:-} in

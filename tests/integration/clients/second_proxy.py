@@ -15,6 +15,9 @@ from pgtest import check, fail, log
 
 import psycopg
 
+# The first line of an AddressSanitizer, LeakSanitizer or UBSan report.
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 
 
@@ -157,6 +160,13 @@ class SecondProxy:
             self.proc.kill()
             self.proc.wait(10)
 
+    def sanitizer_reports(self):
+        """The first lines of the sanitizer reports in the log (a --sanitize build writes
+        memory errors, undefined behaviour and, at exit, leaks to stderr)."""
+        self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return [line.rstrip() for line in f if SANITIZER_REPORT.search(line)]
+
 
 def run_second_proxy(env, name, body, edit=lambda text: text):
     """Runs body(px) against a SecondProxy configured by edit(text) -> text, in a temporary
@@ -173,3 +183,5 @@ def run_second_proxy(env, name, body, edit=lambda text: text):
                 f"{e}\n--- last lines of the second pgring's log ---\n{px.tail()}") from None
         finally:
             px.stop()
+        reports = px.sanitizer_reports()
+        check(not reports, "the second pgring's log has sanitizer reports:\n" + "\n".join(reports))
