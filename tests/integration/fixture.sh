@@ -19,7 +19,7 @@ CLUSTER=$REPO_ROOT/scripts/cluster
 say() { echo "fixture: $*" >&2; }
 
 # The first line of an AddressSanitizer, LeakSanitizer or UBSan report.
-SANITIZER_REPORT='ERROR: (Address|Leak)Sanitizer|runtime error:' 
+SANITIZER_REPORT='ERROR: (Address|Leak)Sanitizer|runtime error:'
 
 # free_port PORT: stops a test cluster or proxy of another build directory that listens
 # on PORT. Only directories named test-cluster are touched; anything else is left to
