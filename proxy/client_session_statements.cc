@@ -6,6 +6,7 @@
 #include "proxy/client_session.h"
 #include "absl/container/inlined_vector.h"
 #include "sharding/literal_shape.h"
+#include "sharding/shape_memo.h"
 #include "protocol/messages.h"
 #include "protocol/sql_error.h"
 #include "proxy/reply.h"
@@ -148,8 +149,9 @@ ClientSession::QueryPlan ClientSession::PlanQuery(std::string_view sql) {
   // Scratch of this worker thread, used without a suspension in between: sessions do not
   // each carry it (an idle client should cost little).
   static thread_local sharding::LiteralShape shape;
+  static thread_local sharding::ShapeMemo shapes;
   static thread_local protocol::BindParams shape_params;
-  if (sharding::ShapeOf(sql, shape)) {
+  if (shapes.Shape(sql, shape)) {
     sharding::RouteMemo* memo = nullptr;
     auto shaped = worker_.analyzer().Get(shape.text, &memo);
     if (shaped.ok() && (*shaped)->statements.size() == 1) {
