@@ -1885,7 +1885,8 @@ static bool DefaultShardPlan(const Statement& s, const TableMap& tables, const R
   std::optional<ShardId> id = ring.FindShard(tables.default_shard());
   if (!id) return false;
   p.kind = RouteKind::kDefault;
-  p.shards = {*id};
+  p.shards.clear();
+  p.shards.push_back(*id);
   p.is_write = s.writes;
   return true;
 }
@@ -1960,7 +1961,8 @@ static bool RouteByMemo(const Statement& s, const RouteMemo& m, const TableMap& 
     shard = id;
   }
   p.kind = RouteKind::kSingle;
-  p.shards = {*shard};
+  p.shards.clear();
+  p.shards.push_back(*shard);
   p.is_write = s.writes;
   if (m.insert_row) p.insert_rows = {{0}};
   return true;

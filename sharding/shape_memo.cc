@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "sharding/sql_scan.h"
+
 namespace pgring::sharding {
 namespace {
 
@@ -27,7 +29,11 @@ bool AllDigits(std::string_view t) {
 }  // namespace
 
 struct ShapeMemo::Form {
-  enum class Kind : uint8_t { kInt, kNegativeInt, kString };
+  enum class Kind : uint8_t {
+    kInt,        // digits
+    kSignedInt,  // digits with or without a minus right before them
+    kString,
+  };
   struct Literal {
     uint32_t param_begin;  // its parameter, $n, is shape[param_begin, param_end)
     uint32_t param_end;
@@ -96,9 +102,8 @@ bool ShapeMemo::Match(const Form& form, std::string_view sql, LiteralShape& out)
         p = close + 1;
         break;
       }
-      case Form::Kind::kNegativeInt:
-        if (p == end || *p != '-') return false;
-        ++p;
+      case Form::Kind::kSignedInt:
+        if (p != end && *p == '-') ++p;
         [[fallthrough]];
       case Form::Kind::kInt: {
         const char* const digits = p;
@@ -155,7 +160,11 @@ std::unique_ptr<ShapeMemo::Form> ShapeMemo::MakeForm(std::string_view sql,
       const bool negative = !value.empty() && value[0] == '-';
       if (!AllDigits(value.substr(negative ? 1 : 0))) return nullptr;
       if (end < sql.size() && ContinuesToken(sql[end])) return nullptr;
-      kind = negative ? Form::Kind::kNegativeInt : Form::Kind::kInt;
+      // ShapeOf takes a minus right before an integer into its value (5 and -5 have one
+      // shape) unless it joins an operator before it (`x =-5` is `=-` and 5).
+      const bool after_operator = begin > 0 && scan_internal::Is(sql[begin - 1],
+                                                                 scan_internal::kOpChar);
+      kind = after_operator ? Form::Kind::kInt : Form::Kind::kSignedInt;
     }
     if (begin != s) return nullptr;
     form->literals.push_back(
