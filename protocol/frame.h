@@ -37,9 +37,45 @@ struct FrameResult {
   uint32_t declared_length = 0;  // the length field as read, for error messages
 };
 
+namespace frame_internal {
+
+// Shared by both frame kinds: `header` is 1 for typed frames (the type byte precedes the
+// length) and 0 for startup-phase frames. Inline: it runs for every message relayed.
+inline FrameResult ParseFrame(std::span<const std::byte> buf, size_t header, size_t max_len) {
+  FrameResult result;
+  if (buf.size() < header + 4) return result;  // kNeedMore
+  const uint32_t len = (static_cast<uint32_t>(buf[header]) << 24) |
+                       (static_cast<uint32_t>(buf[header + 1]) << 16) |
+                       (static_cast<uint32_t>(buf[header + 2]) << 8) |
+                       static_cast<uint32_t>(buf[header + 3]);
+  result.declared_length = len;
+  // The length is judged before any body byte is looked at or waited for, so a peer that
+  // announces 1 GB is rejected at once instead of making us buffer it.
+  if (len < 4 || len > max_len) {
+    result.status = FrameStatus::kInvalid;
+    return result;
+  }
+  const size_t total = header + len;
+  if (buf.size() < total) return result;  // kNeedMore
+  result.status = FrameStatus::kComplete;
+  result.frame.type = header == 1 ? static_cast<char>(buf[0]) : 0;
+  result.frame.body = buf.subspan(header + 4, len - 4);
+  result.frame.size = total;
+  result.frame.raw = buf.first(total);
+  return result;
+}
+
+}  // namespace frame_internal
+
 // Parses one typed frame at the start of `buf`.
-FrameResult ParseTypedFrame(std::span<const std::byte> buf, size_t max_len = kDefaultMaxMessage);
+inline FrameResult ParseTypedFrame(std::span<const std::byte> buf,
+                                   size_t max_len = kDefaultMaxMessage) {
+  return frame_internal::ParseFrame(buf, 1, max_len);
+}
 // Parses one startup-phase (untyped) frame at the start of `buf`.
-FrameResult ParseStartupFrame(std::span<const std::byte> buf, size_t max_len = kMaxStartupPacket);
+inline FrameResult ParseStartupFrame(std::span<const std::byte> buf,
+                                     size_t max_len = kMaxStartupPacket) {
+  return frame_internal::ParseFrame(buf, 0, max_len);
+}
 
 }  // namespace pgring::protocol
