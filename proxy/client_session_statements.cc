@@ -147,7 +147,8 @@ ClientSession::QueryPlan ClientSession::PlanQuery(std::string_view sql) {
   // statements differing only in their values share one analysis; the shape is routed with
   // the values. Plans that edit the statement's text need its own analysis.
   // Scratch of this worker thread, used without a suspension in between: sessions do not
-  // each carry it (an idle client should cost little).
+  // each carry it (an idle client should cost little). The memo shapes statements of the
+  // forms this worker saw recently without scanning them.
   static thread_local sharding::LiteralShape shape;
   static thread_local sharding::ShapeMemo shapes;
   static thread_local protocol::BindParams shape_params;

@@ -14,15 +14,14 @@
 //   // shape.text == "SELECT * FROM orders WHERE tenant_id = $1", shape.values == {"7"}
 //
 // Shape(sql, out) returns exactly what ShapeOf(sql, out) returns, with the same text and
-// values (a unit test compares them on random statements): a literal of the same kind
-// (an integer of at most 18 digits, with a minus or not unless an operator comes right
-// before it, or a plain '...' string)
-// between the same bytes is scanned as the same token, and the bytes around it as the same
-// tokens too. Forms are found by their first 16 bytes, so a form with a literal among them
-// is not kept, nor one with an integer that a letter, digit, `_` or `.` follows (so that
-// no rule of a later PostgreSQL, such as 0x1F or 1_000, could join them). Bounded: at
-// most kBuckets * kWays forms of at most 4 KiB, the least recently used of a bucket
-// replaced. Not thread-safe: one per thread.
+// values (a unit test compares them on random statements): a literal of the same kind (an
+// integer of at most 18 digits, with a minus or not unless an operator comes right before
+// it, or a plain '...' string) between the same bytes is scanned as the same token, and
+// the bytes around it as the same tokens too. Forms are found by their first 16 bytes, so
+// a form with a literal among them is not kept, nor one with an integer that a letter,
+// digit, `_` or `.` follows (so that no rule of a later PostgreSQL, such as 0x1F or
+// 1_000, could join them). Bounded: at most kBuckets * kWays forms of at most 4 KiB, the
+// least recently used of a bucket replaced. Not thread-safe: one per thread.
 #pragma once
 
 #include <array>
