@@ -5,9 +5,10 @@
 // so that first recv() fails with EAGAIN once per message (two wasted system calls per
 // proxied transaction, one on each side). Socket::ReadWhenReady trusts a short read
 // instead: a recv() that returned less than the room it was given emptied the socket, so
-// the next read waits for epoll's next readiness event without trying first. This is
-// exact with Asio's edge-triggered epoll registration: every arrival of data after that
-// recv() raises a new event, and the reactor tries again on it.
+// the next read waits for epoll's next readiness event without trying first. With Asio's
+// edge-triggered epoll registration every arrival of data after that recv() raises a new
+// event, and the reactor tries again on it; but a close that came with the data raises
+// none, so a reader in the middle of a message tries a recv() first (Stream::ReadSome).
 //
 // Socket::WaitWhenReady is the same for a wait without a read buffer: it peeks at one
 // byte, and unlike Asio's async_wait it does not re-arm the epoll registration (one

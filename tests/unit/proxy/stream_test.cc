@@ -84,5 +84,37 @@ TEST_CASE("Stream::WriteNow leaves what the socket did not take, from the right 
   }
 }
 
+TEST_CASE("Stream::ReadSome sees a close that came with the first part of a message") {
+  // The peer sends part of a message and closes while the stream waits: one readiness
+  // event covers both, and the read that takes the part is short. The next ReadSome, in
+  // the middle of the message, must report the close rather than wait for another event.
+  using namespace std::chrono_literals;
+  StreamPair p;
+  const std::string part = "partial";
+  protocol::Buffer buf;
+  std::vector<std::pair<boost::system::error_code, size_t>> reads;
+  asio::co_spawn(
+      p.io,
+      [&]() -> awaitable<void> {
+        for (int i = 0; i < 2; ++i) {
+          auto [ec, n] = co_await p.stream->ReadSome(buf, 64);
+          reads.emplace_back(ec, n);
+          if (ec) break;
+        }
+      },
+      asio::detached);
+  // The first read waits in the reactor; then both arrive before it looks again.
+  p.io.poll();
+  REQUIRE(reads.empty());
+  asio::write(p.peer, asio::buffer(part));
+  p.peer.shutdown(tcp::socket::shutdown_send);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (reads.size() < 2 && std::chrono::steady_clock::now() < deadline) p.io.run_one_for(100ms);
+  REQUIRE(reads.size() == 2);
+  CHECK(reads[0] == std::pair{boost::system::error_code{}, part.size()});
+  CHECK(reads[1].first == asio::error::eof);
+  CHECK(buf.size() == part.size());
+}
+
 }  // namespace
 }  // namespace pgring::proxy
