@@ -8,7 +8,7 @@
 // the next read waits for epoll's next readiness event without trying first. With Asio's
 // edge-triggered epoll registration every arrival of data after that recv() raises a new
 // event, and the reactor tries again on it; but a close that came with the data raises
-// none, so a reader in the middle of a message tries a recv() first (Stream::ReadSome).
+// none, so a reader in the middle of a message tries a recv() first (Socket::TryRead).
 //
 // Socket::WaitWhenReady is the same for a wait without a read buffer: it peeks at one
 // byte, and unlike Asio's async_wait it does not re-arm the epoll registration (one
@@ -152,6 +152,30 @@ class Socket : public TcpSocket {
     reactor_->start_op(asio::detail::reactor::read_op, impl.socket_, impl.reactor_data_, p.p,
                        /*is_continuation=*/false, /*allow_speculative=*/true);
     p.v = p.p = nullptr;
+  }
+
+  // One recv() on the spot, for a reader in the middle of a message: the rest of it, or
+  // the peer's close, may have come with the part already read, in the one readiness event
+  // that read consumed. True when the read completed: n > 0 bytes, or ec set (eof when the
+  // peer closed); false when the socket is empty (then wait with ReadWhenReady).
+  bool TryRead(asio::mutable_buffer room, boost::system::error_code& ec, size_t& n) {
+    for (;;) {
+      const ssize_t r = ::recv(native_handle(), room.data(), room.size(), MSG_DONTWAIT);
+      if (r > 0) {
+        ec = {};
+        n = static_cast<size_t>(r);
+        return true;
+      }
+      n = 0;
+      if (r == 0) {
+        ec = asio::error::eof;
+        return true;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+      ec = boost::system::error_code(errno, boost::system::system_category());
+      return true;
+    }
   }
 
   // Calls handler(ec) when a byte can be read or the peer closed (nothing is read).

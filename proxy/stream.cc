@@ -12,21 +12,12 @@ awaitable<std::tuple<boost::system::error_code, size_t>> Stream::ReadSome(protoc
   auto room = buf.Prepare(min_room);
   auto mb = asio::buffer(room.data(), room.size());
   if (!tls_ && !buf.empty()) {
-    // In the middle of a message: the rest, or the peer's close, may have come with the
-    // part already read, in the one readiness event that read consumed. Try first.
-    for (;;) {
-      const ssize_t r = ::recv(socket_.native_handle(), room.data(), room.size(), MSG_DONTWAIT);
-      if (r > 0) {
-        buf.Commit(static_cast<size_t>(r));
-        co_return std::tuple{boost::system::error_code{}, static_cast<size_t>(r)};
-      }
-      if (r == 0) co_return std::tuple{boost::system::error_code(asio::error::eof), size_t{0}};
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        co_return std::tuple{boost::system::error_code(errno, boost::system::system_category()),
-                             size_t{0}};
-      }
-      break;
+    // In the middle of a message (Socket::TryRead).
+    boost::system::error_code ec;
+    size_t n = 0;
+    if (socket_.TryRead(mb, ec, n)) {
+      buf.Commit(n);
+      co_return std::tuple{ec, n};
     }
   }
   // Otherwise a plain read trusts a short read (Socket::ReadWhenReady): the next one waits
