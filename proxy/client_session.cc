@@ -14,6 +14,15 @@
 namespace pgring::proxy {
 namespace {
 
+// Whether a Parse is for statement `s`: same text and parameter types.
+bool SameStatement(const PreparedStatement& s, const protocol::Parse& p) {
+  if (s.query != p.query || s.param_types.size() != p.num_param_types) return false;
+  for (int i = 0; i < p.num_param_types; ++i) {
+    if (s.param_types[static_cast<size_t>(i)] != p.ParamType(i)) return false;
+  }
+  return true;
+}
+
 using namespace asio::experimental::awaitable_operators;
 using protocol::SqlError;
 namespace fe = protocol::fe;
@@ -926,6 +935,12 @@ std::optional<ClientSession::Flow> ClientSession::ParseNow(const protocol::Frame
 
 absl::StatusOr<std::shared_ptr<const PreparedStatement>> ClientSession::InternParse(
     const protocol::Parse& p) {
+  // Drivers in extended mode parse the unnamed statement again for every query, mostly with
+  // the text of the one before: that is the same statement, without a registry lookup.
+  if (p.name.empty() && extended_ && extended_->unnamed.stmt &&
+      SameStatement(*extended_->unnamed.stmt, p)) {
+    return extended_->unnamed.stmt;
+  }
   auto stmt = worker_.statements().Intern(p);
   if (!stmt->analysis) {
     auto a = worker_.analyzer().Get(stmt->query);

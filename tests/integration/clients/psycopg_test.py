@@ -99,6 +99,16 @@ def test_binding(env):
         row = conn.execute("SELECT %s::int + %s::int, %s::text || 'x', %s::text IS NULL, %s::numeric * 2",
                            (40, 2, "a'b", None, decimal.Decimal("1.05"))).fetchone()
         check(row == (42, "a'bx", True, decimal.Decimal("2.10")), f"bound SELECT returned {row!r}")
+        # One text parsed again as the unnamed statement with other parameter types: the
+        # server must see each Parse's own types, as direct PostgreSQL does.
+        values = (7, 7.5, 7, True, decimal.Decimal("7.5"), 70000, 7)
+        probe = "SELECT pg_typeof(%s)::text"
+        types = [conn.execute(probe, (v,)).fetchone()[0] for v in values]
+        with direct(env) as c:
+            want = [c.execute(probe, (v,)).fetchone()[0] for v in values]
+        check(len(set(want)) >= 4 and types == want,
+              f"pg_typeof of one re-parsed statement with other parameter types: {types!r}, "
+              f"direct PostgreSQL: {want!r}")
         rows = [(i, f"name {i} 'q' \"d\" ünï", decimal.Decimal(i) / 4, None if i % 3 == 0 else f"n{i}")
                 for i in range(1, 101)]
         with conn.cursor() as cur:
