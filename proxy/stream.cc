@@ -9,17 +9,12 @@ namespace pgring::proxy {
 
 awaitable<std::tuple<boost::system::error_code, size_t>> Stream::ReadSome(protocol::Buffer& buf,
                                                                          size_t min_room) {
-  auto room = buf.Prepare(min_room);
-  auto mb = asio::buffer(room.data(), room.size());
   if (!tls_ && !buf.empty()) {
     // In the middle of a message (Socket::TryRead).
-    boost::system::error_code ec;
-    size_t n = 0;
-    if (socket_.TryRead(mb, ec, n)) {
-      buf.Commit(n);
-      co_return std::tuple{ec, n};
-    }
+    if (auto [ec, n] = ReadNow(buf, min_room); ec || n > 0) co_return std::tuple{ec, n};
   }
+  auto room = buf.Prepare(min_room);
+  auto mb = asio::buffer(room.data(), room.size());
   // Otherwise a plain read trusts a short read (Socket::ReadWhenReady): the next one waits
   // for the peer's answer without a recv() that fails with EAGAIN first.
   auto [ec, n] = tls_ ? co_await tls_->async_read_some(mb, use_nothrow)
@@ -123,16 +118,11 @@ std::tuple<boost::system::error_code, size_t> Stream::ReadNow(protocol::Buffer& 
                                                               size_t min_room) {
   if (tls_) return {boost::system::error_code{}, 0};
   auto room = buf.Prepare(min_room);
-  for (;;) {
-    const ssize_t n = ::recv(socket_.native_handle(), room.data(), room.size(), MSG_DONTWAIT);
-    if (n > 0) {
-      buf.Commit(static_cast<size_t>(n));
-      return {boost::system::error_code{}, static_cast<size_t>(n)};
-    }
-    if (n == 0) return {asio::error::eof, 0};
-    if (errno == EINTR) continue;
-    return {WouldBlock(errno) ? boost::system::error_code{} : Errno(errno), 0};
-  }
+  boost::system::error_code ec;
+  size_t n = 0;
+  socket_.TryRead(asio::buffer(room.data(), room.size()), ec, n);
+  buf.Commit(n);
+  return {ec, n};
 }
 
 awaitable<boost::system::error_code> Stream::StartTls(asio::ssl::context& ctx,
