@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <cstdio>
@@ -50,61 +51,59 @@ std::string Cat(std::initializer_list<std::string_view> parts) {
 constexpr char kB64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 std::string Base64Encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
+  // Written in place (a SCRAM login encodes a nonce, a salt and a signature).
+  std::string out((in.size() + 2) / 3 * 4, '\0');
+  char* o = out.data();
+  const auto byte = [&in](size_t k) { return uint32_t{static_cast<uint8_t>(in[k])}; };
   size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    const uint32_t v = (uint32_t{static_cast<uint8_t>(in[i])} << 16) |
-                       (uint32_t{static_cast<uint8_t>(in[i + 1])} << 8) |
-                       uint32_t{static_cast<uint8_t>(in[i + 2])};
-    out += kB64Alphabet[(v >> 18) & 63];
-    out += kB64Alphabet[(v >> 12) & 63];
-    out += kB64Alphabet[(v >> 6) & 63];
-    out += kB64Alphabet[v & 63];
+  for (; i + 3 <= in.size(); i += 3, o += 4) {
+    const uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    o[0] = kB64Alphabet[(v >> 18) & 63];
+    o[1] = kB64Alphabet[(v >> 12) & 63];
+    o[2] = kB64Alphabet[(v >> 6) & 63];
+    o[3] = kB64Alphabet[v & 63];
   }
   const size_t left = in.size() - i;
   if (left > 0) {
-    uint32_t v = uint32_t{static_cast<uint8_t>(in[i])} << 16;
-    if (left == 2) v |= uint32_t{static_cast<uint8_t>(in[i + 1])} << 8;
-    out += kB64Alphabet[(v >> 18) & 63];
-    out += kB64Alphabet[(v >> 12) & 63];
-    out += left == 2 ? kB64Alphabet[(v >> 6) & 63] : '=';
-    out += '=';
+    uint32_t v = byte(i) << 16;
+    if (left == 2) v |= byte(i + 1) << 8;
+    o[0] = kB64Alphabet[(v >> 18) & 63];
+    o[1] = kB64Alphabet[(v >> 12) & 63];
+    o[2] = left == 2 ? kB64Alphabet[(v >> 6) & 63] : '=';
+    o[3] = '=';
   }
   return out;
 }
 
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
+// Each character's 6-bit value; -1 for a character outside the alphabet.
+constexpr std::array<int8_t, 256> kB64Values = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  for (int k = 0; k < 64; ++k) t[static_cast<uint8_t>(kB64Alphabet[k])] = static_cast<int8_t>(k);
+  return t;
+}();
 
 std::optional<std::string> Base64Decode(std::string_view in) {
   if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
+  const int pad = in.empty() || in.back() != '=' ? 0 : in[in.size() - 2] == '=' ? 2 : 1;
+  std::string out(in.size() / 4 * 3 - static_cast<size_t>(pad), '\0');
+  char* o = out.data();
   for (size_t i = 0; i < in.size(); i += 4) {
-    const bool last = i + 4 == in.size();
-    int pad = 0;
-    if (last && in[i + 3] == '=') pad = in[i + 2] == '=' ? 2 : 1;
+    const int used = i + 4 == in.size() ? 4 - pad : 4;  // characters that carry bits
     uint32_t v = 0;
-    for (size_t j = 0; j < 4; ++j) {
+    for (int j = 0; j < 4; ++j) {
       int d = 0;
-      if (j < 4 - static_cast<size_t>(pad)) {
-        d = Base64Value(in[i + j]);
+      if (j < used) {
+        d = kB64Values[static_cast<uint8_t>(in[i + static_cast<size_t>(j)])];
         if (d < 0) return std::nullopt;  // includes '=' anywhere but the end
       }
       v = (v << 6) | static_cast<uint32_t>(d);
     }
     // Unused low bits must be zero, so every byte string has exactly one accepted encoding.
-    if ((pad == 2 && (v & 0xffff) != 0) || (pad == 1 && (v & 0xff) != 0)) return std::nullopt;
-    out += static_cast<char>(v >> 16);
-    if (pad < 2) out += static_cast<char>(v >> 8);
-    if (pad < 1) out += static_cast<char>(v);
+    if ((used == 2 && (v & 0xffff) != 0) || (used == 3 && (v & 0xff) != 0)) return std::nullopt;
+    *o++ = static_cast<char>(v >> 16);
+    if (used > 2) *o++ = static_cast<char>(v >> 8);
+    if (used > 3) *o++ = static_cast<char>(v);
   }
   return out;
 }

@@ -49,11 +49,12 @@ ClientSession::ClientSession(Worker& worker, TcpSocket socket)
 ClientSession::~ClientSession() {
   if (registered_) worker_.proxy().cancels().Unregister(cancel_key_);
   if (in_registry_) worker_.RemoveSession(registry_it_);
+  if (in_startups_) worker_.UnwatchStartup(registry_it_);
   worker_.proxy().ReleaseClient();
 }
 
 awaitable<void> ClientSession::Run() {
-  // The handshake runs in its own coroutine so that its frame (timer, results) is freed
+  // The handshake runs in its own coroutine so that its frame (the results) is freed
   // before the long-lived Serve loop: an idle client should cost little memory.
   // (The result goes through a variable: GCC 12 miscompiles `if (!co_await ...)` here.)
   std::optional<HandshakeResult> hs = co_await Handshake();
@@ -74,7 +75,7 @@ awaitable<void> ClientSession::Run() {
 awaitable<void> ClientSession::Continue(ResumeAt at, boost::system::error_code ec) {
   // (Through a variable: GCC 12 miscompiles `if (!co_await ...)`.)
   const bool goes_on = co_await Serve(at, ec);
-  if (!goes_on) co_await Finish();
+  if (!goes_on) Finish();
 }
 
 void ClientSession::Resume(ResumeAt at, boost::system::error_code ec) {
@@ -97,58 +98,55 @@ void ClientSession::ParkIfIdle(Clock::time_point now) {
   stream_.socket().cancel(ignored);
 }
 
+// A parked client's read buffer comes back only when its next request has arrived (the
+// read's handler holds the session, so `session` outlives the read).
+struct ClientSession::ParkedRoom {
+  ClientSession* session;
+  asio::mutable_buffer Get() const {
+    auto room = session->in_.Prepare(16384);
+    return asio::buffer(room.data(), room.size());
+  }
+  void Unused() const { session->in_.Release(); }
+};
+
 void ClientSession::Park() {
   parked_ = true;
   in_.Release();
   // Portals end with their transaction; a parked client has none open.
   unnamed_portal_.reset();
-  stream_.socket().WaitWhenReady(
-      [self = shared_from_this()](boost::system::error_code ec) { self->Unpark(ec); });
+  stream_.socket().ReadWhenArrived(ParkedRoom{this},
+                                   [self = shared_from_this()](boost::system::error_code ec,
+                                                               size_t n) { self->Unpark(ec, n); });
 }
 
-void ClientSession::Unpark(boost::system::error_code ec) {
+void ClientSession::Unpark(boost::system::error_code ec, size_t n) {
   parked_ = false;
-  if (!ec && !close_requested_ && !client_gone_) {
-    // Usually a whole request has arrived: it runs from here like a read callback's
-    // (RunInput), with no coroutine to start.
-    auto [rec, n] = stream_.ReadNow(in_, 16384);
-    if (!rec && n > 0) {
-      worker_.counters().Add(worker_.counters().bytes_received, n);
-      request_time_ = Clock::now();
-      RunInput();
-      return;
-    }
+  if (ec == asio::error::operation_aborted) {
+    Resume(ResumeAt::kWait);  // RequestClose
+    return;
   }
-  Resume(ec ? ResumeAt::kWait : ResumeAt::kReadable);
+  // Usually a whole request has arrived: it runs from here like a read callback's
+  // (OnClientRead, RunInput), with no coroutine to start.
+  OnClientRead(ec, n);
 }
 
-// Ends a client's start-up at pool.startup_timeout: cancels what the handshake waits for
-// on the socket (it then fails where it is), and again every 100 ms in case the wait it
-// cancelled had completed already. A callback rather than `op || timer` around the
-// handshake: no parallel group for every login.
-struct ClientSession::StartupDeadline {
-  std::shared_ptr<ClientSession> session;
-  asio::steady_timer* timer;  // in the handshake's frame, alive until handshake_done_
-
-  void operator()(boost::system::error_code ec) {
-    if (ec || session->handshake_done_) return;
-    session->handshake_expired_ = true;
-    boost::system::error_code ignored;
-    session->stream_.socket().cancel(ignored);
-    timer->expires_after(std::chrono::milliseconds(100));
-    timer->async_wait(std::move(*this));
-  }
-};
+void ClientSession::ExpireStartup() {
+  // What the handshake waits for on the socket ends; the handshake fails where it is.
+  startup_expired_ = true;
+  boost::system::error_code ignored;
+  stream_.socket().cancel(ignored);
+}
 
 awaitable<std::optional<HandshakeResult>> ClientSession::Handshake() {
   const auto& config = *config_;
-  asio::steady_timer deadline(worker_.io(), config.pool.startup_timeout);
-  deadline.async_wait(StartupDeadline{shared_from_this(), &deadline});
+  registry_it_ = worker_.WatchStartup(this);
+  in_startups_ = true;
   auto result = co_await ClientHandshake(stream_, in_, config, Port::kClient,
                                          worker_.proxy().tls_context(), worker_.proxy().cancels(),
                                          worker_.verifiers());
-  handshake_done_ = true;
-  if (handshake_expired_) {
+  worker_.UnwatchStartup(registry_it_);
+  in_startups_ = false;
+  if (startup_expired_) {
     co_await SendFatal(stream_, "08006", "startup and authentication did not finish within "
                        "pool.startup_timeout");
     stream_.Close();
@@ -163,14 +161,10 @@ awaitable<std::optional<HandshakeResult>> ClientSession::Handshake() {
 
 awaitable<bool> ClientSession::Start(const ClientIdentity& id, protocol::Buffer& greeting) {
   // Startup parameters become session settings, replayed on every server connection.
-  for (const auto& [k, v] : id.params) {
-    if (k == "options" || k == "replication") continue;
-    settings_.SetStartupParameter(k, v);
-  }
-  worker_.ShareStartupSettings(settings_);
+  settings_ = worker_.StartupSettings(id.params);
 
   // Learn the servers' ParameterStatus values once per worker.
-  if (worker_.server_parameters().empty()) {
+  if (!worker_.knows_server_parameters()) {
     auto conn = co_await worker_.pool(worker_.default_shard()).Acquire();
     if (!conn.ok()) {
       protocol::WriteErrorResponse(greeting, protocol::Severity::kFatal,
@@ -307,13 +301,16 @@ void ClientSession::RunInput() {
       Resume(ResumeAt::kMessages);  // Serve answers it
       return;
     }
-    // HandleNow continues or queues (kClose comes from HandleMessage).
     const auto flow = HandleNow(r.frame);
     if (!flow) {
       Resume(ResumeAt::kNeedsMessage);
       return;
     }
     if (*flow == Flow::kQueued) return;  // OnHandoff goes on
+    if (*flow == Flow::kClose) {         // Terminate
+      Finish();
+      return;
+    }
     in_.Consume(r.frame.size);
   }
   if (!FlushServersNow() || client_gone_) {
@@ -330,12 +327,7 @@ void ClientSession::RunInput() {
 }
 
 awaitable<bool> ClientSession::SendWelcome(const ClientIdentity& id, protocol::Buffer& out) {
-  for (const auto& [name, value] : worker_.server_parameters()) {
-    std::string_view v = value;
-    for (const auto& [k, cv] : id.params)
-      if (k == name) v = cv;
-    protocol::WriteParameterStatus(out, name, v);
-  }
+  worker_.WriteServerParameters(id.params, out);
   protocol::WriteBackendKeyData(out, cancel_key_.pid, cancel_key_.secret);
   protocol::WriteReadyForQuery(out, 'I');
   co_return co_await WriteClient(out.Readable());
@@ -883,6 +875,7 @@ std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Fram
   if (f.type == fe::kParse) {
     return skip_until_sync_ || HasDeferredParse() ? std::nullopt : ParseNow(f);
   }
+  if (f.type == fe::kTerminate) return Flow::kClose;
   if (HasDeferredParse()) return std::nullopt;
   if (f.type == fe::kQuery) return skip_until_sync_ ? std::nullopt : QueryNow(f);
   if (f.type == fe::kSync) {
@@ -1579,7 +1572,7 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
   }
 }
 
-awaitable<void> ClientSession::Finish() {
+void ClientSession::Finish() {
   closing_ = true;
   NotifyQuiet();
   bool cancel = false;
@@ -1597,7 +1590,6 @@ awaitable<void> ClientSession::Finish() {
   }
   if (cancel) ForwardCancel();
   stream_.Close();
-  co_return;
 }
 
 void ClientSession::ForwardCancel() {

@@ -93,6 +93,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Asks the session to end: at once when it holds no server connection, otherwise as
   // soon as its transaction ends (graceful shutdown).
   void RequestClose();
+  // pool.startup_timeout (Worker::WatchStartup): when the handshake must have ended, and
+  // ending it.
+  Clock::time_point startup_deadline() const {
+    return connect_time_ + config_->pool.startup_timeout;
+  }
+  bool startup_expired() const { return startup_expired_; }
+  void ExpireStartup();
   // Parks the session (see Park) if its reader has waited for the client, holding no
   // server connection, for kParkAfterIdle. Called by the worker's maintenance loop.
   void ParkIfIdle(Clock::time_point now);
@@ -175,7 +182,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // connection (QueueNow), not consumed; OnHandoff handles it again when one comes.
   enum class Flow { kContinue, kClose, kQueued };
 
-  struct StartupDeadline;
   // The extended query protocol's state of the client, made at its first Parse: a client
   // that only sends simple queries (and every idle one that never prepared) does not carry
   // it.
@@ -219,7 +225,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // of the session.
   bool CanPark() const;
   void Park();
-  void Unpark(boost::system::error_code ec);
+  void Unpark(boost::system::error_code ec, size_t n);
+  struct ParkedRoom;
   static constexpr auto kParkAfterIdle = std::chrono::seconds(1);
   // Appends the welcome to `out` (the handshake's greeting) and sends it.
   awaitable<bool> SendWelcome(const ClientIdentity& id, protocol::Buffer& out);
@@ -395,7 +402,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool Closing(const ServerLink& link) const;
   awaitable<bool> SettleClosing(ServerLink& link);
   awaitable<void> ServerLost(ServerLink& link, boost::system::error_code ec);
-  awaitable<void> Finish();
+  void Finish();
 
   // Request-side helpers (reader).
   void Push(ServerLink& link, Pending::Kind kind, uint64_t stmt_id = 0,
@@ -445,6 +452,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::vector<std::unique_ptr<ServerLink>> links_;  // by shard index
   AsyncLock client_write_;
   CancelRegistry::Key cancel_key_;
+  // The session's place on the worker's start-up list during the handshake
+  // (in_startups_), on its session list after it (in_registry_).
   std::list<ClientSession*>::iterator registry_it_;
 
   SessionSettings settings_;
@@ -471,8 +480,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // One bit each: the session object stays in its allocation size class (idle memory).
   bool registered_ : 1 = false;
   bool in_registry_ : 1 = false;
-  bool handshake_done_ : 1 = false;
-  bool handshake_expired_ : 1 = false;  // pool.startup_timeout ended the handshake
+  bool in_startups_ : 1 = false;       // on the worker's start-up list (registry_it_)
+  bool startup_expired_ : 1 = false;   // pool.startup_timeout ended the handshake
   bool gather_open_ : 1 = false;       // extended protocol: requests still join the gather
   bool gather_implicit_ : 1 = false;   // the gather's shards commit when it closes
   bool copy_implicit_ : 1 = false;     // the COPY's shards commit when it ends

@@ -272,11 +272,18 @@ const SessionSettings::Entries& SessionSettings::entries() const {
   return entries_ ? *entries_ : kNone;
 }
 
-void SessionSettings::ShareIfEqual(const SessionSettings& other) {
-  if (entries_ != other.entries_ && fingerprint_ == other.fingerprint_ &&
-      entries() == other.entries()) {
-    entries_ = other.entries_;
+const SessionSettings& StartupSettingsCache::Get(const Params& params) {
+  if (!filled_ || params != params_) {
+    SessionSettings settings;
+    for (const auto& [k, v] : params) {
+      if (k == "options" || k == "replication") continue;
+      settings.SetStartupParameter(k, v);
+    }
+    params_ = params;
+    settings_ = std::move(settings);
+    filled_ = true;
   }
+  return settings_;
 }
 
 void SessionSettings::Apply(const SettingChange& change) {

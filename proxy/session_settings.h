@@ -55,9 +55,6 @@ class SessionSettings {
   uint64_t fingerprint() const { return fingerprint_; }
   using Entries = std::vector<std::pair<std::string, std::string>>;  // (name, SET statement)
   const Entries& entries() const;
-  // Shares `other`'s entries when they are equal to these (sessions of one application
-  // usually start with the same settings: one copy serves them all).
-  void ShareIfEqual(const SessionSettings& other);
 
  private:
   void Recompute();
@@ -65,6 +62,21 @@ class SessionSettings {
   // equal settings can share one. Null when nothing is set.
   std::shared_ptr<const Entries> entries_;
   uint64_t fingerprint_ = 0;
+};
+
+// The settings a client's startup parameters make (each as SetStartupParameter; options
+// and replication are not settings). Clients of one application send the same
+// parameters: while they repeat, every session shares the settings made for the first
+// (one copy of the entries, no work per login).
+class StartupSettingsCache {
+ public:
+  using Params = std::vector<std::pair<std::string, std::string>>;
+  const SessionSettings& Get(const Params& params);
+
+ private:
+  Params params_;
+  SessionSettings settings_;
+  bool filled_ = false;
 };
 
 // Quotes a string as a SQL literal ('...' with doubled quotes; E'' when it holds a backslash).

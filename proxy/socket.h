@@ -10,9 +10,11 @@
 // event, and the reactor tries again on it; but a close that came with the data raises
 // none, so a reader in the middle of a message tries a recv() first (Socket::TryRead).
 //
-// Socket::WaitWhenReady is the same for a wait without a read buffer: it peeks at one
-// byte, and unlike Asio's async_wait it does not re-arm the epoll registration (one
-// epoll_ctl system call) every time it starts.
+// With no room it is a wait without a read buffer: it peeks at one byte, and unlike
+// Asio's async_wait it does not re-arm the epoll registration (one epoll_ctl system call)
+// every time it starts. Socket::ReadWhenArrived waits without a buffer too but asks for
+// one once the bytes are there and reads them in the same step: no peek, and a short read
+// tells the reactor not to try the next read on the spot.
 //
 // Built on Asio's reactor (boost/asio/detail, as bundled by Boost 1.81): the operation is
 // queued exactly like Asio's own reads, so cancel(), close() and the io_context's shutdown
@@ -35,26 +37,35 @@ namespace socket_detail {
 
 using asio::detail::reactor_op;
 
-// Receives what has arrived into `room`; reports "exhausted" after a short read, which
-// tells the reactor not to try the next read before the next readiness event. An empty
-// `room` only waits: the operation is done when a byte can be read (MSG_PEEK leaves it
-// in the socket) or the peer closed.
-template <typename Handler>
+// Where a read puts what arrived: a buffer given up front. A Room's Get() is called when
+// the read is tried; Unused() after a try that found nothing to read.
+struct FixedRoom {
+  asio::mutable_buffer room;
+  asio::mutable_buffer Get() const { return room; }
+  void Unused() const {}
+};
+
+// Receives what has arrived into room_.Get(); reports "exhausted" after a short read,
+// which tells the reactor not to try the next read before the next readiness event. An
+// empty room only waits: the operation is done when a byte can be read (MSG_PEEK leaves
+// it in the socket) or the peer closed.
+template <typename Handler, typename Room>
 class ReadWhenReadyOp : public reactor_op {
  public:
   BOOST_ASIO_DEFINE_HANDLER_PTR(ReadWhenReadyOp);
 
-  ReadWhenReadyOp(int fd, asio::mutable_buffer room, Handler& handler)
+  ReadWhenReadyOp(int fd, Room& room, Handler& handler)
       : reactor_op(boost::system::error_code{}, &Perform, &Complete),
         fd_(fd),
-        room_(room),
+        room_(std::move(room)),
         handler_(std::move(handler)) {}
 
  private:
   static status Perform(reactor_op* base) {
     auto* op = static_cast<ReadWhenReadyOp*>(base);
     for (;;) {
-      if (op->room_.size() == 0) {
+      const asio::mutable_buffer room = op->room_.Get();
+      if (room.size() == 0) {
         char byte;
         const ssize_t n = ::recv(op->fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n >= 0) return done;
@@ -63,17 +74,20 @@ class ReadWhenReadyOp : public reactor_op {
         op->ec_ = boost::system::error_code(errno, boost::system::system_category());
         return done;
       }
-      const ssize_t n = ::recv(op->fd_, op->room_.data(), op->room_.size(), MSG_DONTWAIT);
+      const ssize_t n = ::recv(op->fd_, room.data(), room.size(), MSG_DONTWAIT);
       if (n > 0) {
         op->bytes_transferred_ = static_cast<size_t>(n);
-        return op->bytes_transferred_ < op->room_.size() ? done_and_exhausted : done;
+        return op->bytes_transferred_ < room.size() ? done_and_exhausted : done;
       }
       if (n == 0) {
         op->ec_ = asio::error::eof;
         return done_and_exhausted;
       }
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        op->room_.Unused();
+        return not_done;
+      }
       op->ec_ = boost::system::error_code(errno, boost::system::system_category());
       return done;
     }
@@ -95,7 +109,7 @@ class ReadWhenReadyOp : public reactor_op {
   }
 
   int fd_;
-  asio::mutable_buffer room_;
+  Room room_;
   Handler handler_;
 };
 
@@ -136,7 +150,16 @@ class Socket : public TcpSocket {
   // Called on that thread, with no other read pending on the socket.
   template <typename Handler>
   void ReadWhenReady(asio::mutable_buffer room, Handler&& handler) {
-    using Op = socket_detail::ReadWhenReadyOp<std::decay_t<Handler>>;
+    ReadWhenArrived(socket_detail::FixedRoom{room}, std::forward<Handler>(handler));
+  }
+
+  // ReadWhenReady with the buffer asked for when the read is tried (on the io_context
+  // thread): room.Get() returns where to put what arrived, room.Unused() is called after
+  // a try that found nothing (the try on the spot, or a spurious wakeup). For a reader
+  // that should hold no buffer while the peer is quiet.
+  template <typename Room, typename Handler>
+  void ReadWhenArrived(Room&& room, Handler&& handler) {
+    using Op = socket_detail::ReadWhenReadyOp<std::decay_t<Handler>, std::decay_t<Room>>;
     auto& impl = impl_.get_implementation();
     if (reactor_ == nullptr) {
       reactor_ = &asio::use_service<asio::detail::reactor>(
@@ -176,14 +199,6 @@ class Socket : public TcpSocket {
       ec = boost::system::error_code(errno, boost::system::system_category());
       return true;
     }
-  }
-
-  // Calls handler(ec) when a byte can be read or the peer closed (nothing is read).
-  template <typename Handler>
-  void WaitWhenReady(Handler&& handler) {
-    ReadWhenReady(asio::mutable_buffer(),
-                  [h = std::forward<Handler>(handler)](boost::system::error_code ec,
-                                                        size_t) mutable { h(ec); });
   }
 
   // ReadWhenReady for coroutines: co_await s.AsyncReadWhenReady(room, use_nothrow).

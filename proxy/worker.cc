@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "proxy/str.h"
+#include "protocol/messages.h"
 #include "protocol/sql_error.h"
 #include "proxy/admin_console.h"
 #include "proxy/client_session.h"
@@ -181,6 +182,67 @@ awaitable<void> Worker::AcceptLoop(tcp::acceptor& acceptor, bool admin) {
     // a parked session's socket wait holds it).
     asio::co_spawn(io_, session->Run(), LogEnd("client session", session));
   }
+}
+
+void Worker::LearnServerParameters(const std::vector<std::pair<std::string, std::string>>& p) {
+  if (!server_parameters_.empty()) return;
+  server_parameters_ = p;
+  for (const auto& [name, value] : p) {
+    protocol::WriteParameterStatus(server_status_, name, value);
+    server_status_ends_.push_back(server_status_.size());
+  }
+}
+
+void Worker::WriteServerParameters(const StartupSettingsCache::Params& client,
+                                   protocol::Buffer& out) const {
+  const auto all = server_status_.Readable();
+  size_t copied = 0;  // server_status_ up to here is in `out` (or replaced)
+  for (size_t i = 0; i < server_parameters_.size(); ++i) {
+    const auto& name = server_parameters_[i].first;
+    const std::string* own = nullptr;  // the client's last value for it
+    for (const auto& [k, v] : client)
+      if (k == name) own = &v;
+    if (own == nullptr) continue;
+    const size_t begin = i == 0 ? 0 : server_status_ends_[i - 1];
+    out.Append(all.subspan(copied, begin - copied));
+    protocol::WriteParameterStatus(out, name, *own);
+    copied = server_status_ends_[i];
+  }
+  out.Append(all.subspan(copied));
+}
+
+std::list<ClientSession*>::iterator Worker::WatchStartup(ClientSession* s) {
+  auto it = startups_.insert(startups_.end(), s);
+  if (s->startup_deadline() < startup_timer_at_) ArmStartupTimer(s->startup_deadline());
+  return it;
+}
+
+void Worker::ArmStartupTimer(Clock::time_point at) {
+  // A timer that is set already is moved (its wait ends with operation_aborted), which
+  // only happens when a reload shortened pool.startup_timeout.
+  startup_timer_at_ = at;
+  startup_timer_.expires_at(at);
+  startup_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    startup_timer_at_ = Clock::time_point::max();
+    CheckStartups();
+  });
+}
+
+void Worker::CheckStartups() {
+  const auto now = Clock::now();
+  auto next = Clock::time_point::max();
+  for (auto* s : startups_) {
+    auto deadline = s->startup_deadline();
+    if (s->startup_expired() || deadline <= now) {
+      // Again every 100 ms until the handshake ends: the cancel finds nothing to cancel
+      // when the handshake is between two waits.
+      s->ExpireStartup();
+      deadline = now + std::chrono::milliseconds(100);
+    }
+    next = std::min(next, deadline);
+  }
+  if (next != Clock::time_point::max()) ArmStartupTimer(next);
 }
 
 awaitable<void> Worker::Maintenance() {

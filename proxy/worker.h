@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "protocol/buffer.h"
 #include "proxy/session_settings.h"
 #include "proxy/asio.h"
 #include "proxy/client_handshake.h"
@@ -75,12 +76,19 @@ class Worker {
 
   // Startup ParameterStatus values of the shard servers (learned from the first server
   // connection), sent to each client after login.
-  const std::vector<std::pair<std::string, std::string>>& server_parameters() const {
-    return server_parameters_;
-  }
-  void LearnServerParameters(const std::vector<std::pair<std::string, std::string>>& p) {
-    if (server_parameters_.empty()) server_parameters_ = p;
-  }
+  bool knows_server_parameters() const { return !server_parameters_.empty(); }
+  void LearnServerParameters(const std::vector<std::pair<std::string, std::string>>& p);
+  // Appends a ParameterStatus message for each server parameter to `out`, with the
+  // client's own startup value where it sent one: the servers' messages are written once
+  // per worker and copied.
+  void WriteServerParameters(const StartupSettingsCache::Params& client,
+                             protocol::Buffer& out) const;
+
+  // Sessions in their start-up (ClientSession::Handshake), watched for
+  // pool.startup_timeout by one timer for the whole worker: a login sets no timer of its
+  // own. The iterator is the session's place on the list, for UnwatchStartup.
+  std::list<ClientSession*>::iterator WatchStartup(ClientSession* s);
+  void UnwatchStartup(std::list<ClientSession*>::iterator it) { startups_.erase(it); }
 
   // Sessions on this worker (for SHOW CLIENTS, PAUSE and shutdown).
   std::list<ClientSession*>::iterator AddSession(ClientSession* s) {
@@ -99,10 +107,9 @@ class Worker {
   awaitable<void> WaitWhilePaused();
   // Wakes every caller of WaitWhilePaused (after RESUME); worker thread only.
   void WakePaused();
-  // A new session whose startup settings equal the previous session's shares their copy.
-  void ShareStartupSettings(SessionSettings& settings) {
-    settings.ShareIfEqual(last_startup_settings_);
-    last_startup_settings_ = settings;
+  // The session settings of a client's startup parameters (shared while they repeat).
+  const SessionSettings& StartupSettings(const StartupSettingsCache::Params& params) {
+    return startup_settings_.Get(params);
   }
   // Asks every session to close once it holds no server connection (shutdown).
   void CloseSessions();
@@ -114,6 +121,9 @@ class Worker {
   awaitable<void> Maintenance();
   void BuildTopology();
   void BuildPools();
+  // Expires the start-ups past their deadline and sets the timer for the next one.
+  void CheckStartups();
+  void ArmStartupTimer(Clock::time_point at);
 
   Proxy& proxy_;
   int index_;
@@ -125,9 +135,12 @@ class Worker {
   // Declared before io_: sessions destroyed with io_'s pending handlers (a parked session's
   // socket wait) still remove themselves from this list.
   std::list<ClientSession*> sessions_;
+  std::list<ClientSession*> startups_;
   // One thread runs io_ and each socket is used only by it: the reactor needs no lock per
   // socket operation (other threads only post to io_, which stays locked).
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  asio::steady_timer startup_timer_{io_};
+  Clock::time_point startup_timer_at_ = Clock::time_point::max();  // max: not set
   std::unique_ptr<tcp::acceptor> client_acceptor_;
   std::unique_ptr<tcp::acceptor> admin_acceptor_;
   std::vector<std::unique_ptr<ServerPool>> pools_;
@@ -135,8 +148,10 @@ class Worker {
   WorkerCounters counters_;
   VerifierMap verifiers_;
   std::vector<std::pair<std::string, std::string>> server_parameters_;
+  protocol::Buffer server_status_;      // their ParameterStatus messages, in order
+  std::vector<size_t> server_status_ends_;  // where each message ends in server_status_
   std::list<asio::steady_timer*> paused_waiters_;
-  SessionSettings last_startup_settings_;
+  StartupSettingsCache startup_settings_;
   size_t default_shard_ = 0;
   std::thread thread_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;

@@ -479,8 +479,33 @@ def test_session_settings(env):
           f"unqualified INSERTs of A landed {in_schema} in {schema} and {in_public} in public; want 40 and 0")
 
 
+def test_startup_parameters(env):
+    log("-- the welcome's ParameterStatus values and settings follow each client's startup packet")
+    server_side = ["server_version", "server_encoding", "standard_conforming_strings",
+                   "integer_datetimes"]
+    with direct(env) as d:
+        want_server = {n: d.info.parameter_status(n) for n in server_side}
+    # Clients in turn with other startup parameters, then the first one's again: each one
+    # is welcomed with and runs with its own (pgring shares the settings of repeated ones).
+    for app, encoding in [("psycopg-welcome-a", "LATIN1"), ("psycopg-welcome-b", "UTF8"),
+                          ("psycopg-welcome-b", "UTF8"), ("psycopg-welcome-a", "LATIN1")]:
+        dsn = pgtest.with_params(env["PGRING_DSN"], application_name=app,
+                                 client_encoding=encoding)
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as c:
+            got = {n: c.info.parameter_status(n) for n in ["application_name", "client_encoding"]}
+            check(got == {"application_name": app, "client_encoding": encoding},
+                  f"welcome ParameterStatus {got}, want the client's {app}, {encoding}")
+            for n, v in want_server.items():
+                check(c.info.parameter_status(n) == v,
+                      f"welcome {n} = {c.info.parameter_status(n)!r}, the server says {v!r}")
+            row = c.execute("SELECT current_setting('application_name'), "
+                            "current_setting('client_encoding')").fetchone()
+            check(row == (app, encoding), f"client {app}/{encoding} runs with {row}")
+
+
 def test(env):
     setup_tables(env)
+    test_startup_parameters(env)
     test_binding(env)
     test_binary(env)
     test_prepared(env)

@@ -10,6 +10,7 @@ using pgring::proxy::DropsPreparedStatements;
 using pgring::proxy::SessionPinReason;
 using pgring::proxy::SessionSettings;
 using pgring::proxy::SettingChange;
+using pgring::proxy::StartupSettingsCache;
 
 TEST_CASE("SET and RESET are classified with the parameter name") {
   auto c = ClassifySetting("  SET search_path TO a, b;");
@@ -102,25 +103,31 @@ TEST_CASE("replay SQL restores exactly the tracked settings; fingerprints compar
   CHECK(a.ReplaySql() == "RESET ALL");
 }
 
-TEST_CASE("sessions with equal settings share one copy, and a change stays their own") {
-  SessionSettings a;
-  SessionSettings b;
-  a.SetStartupParameter("application_name", "shop");
-  b.SetStartupParameter("application_name", "shop");
-  CHECK(&a.entries() != &b.entries());
-  b.ShareIfEqual(a);
+TEST_CASE("sessions with equal startup parameters share one copy, and a change stays their own") {
+  StartupSettingsCache cache;
+  const StartupSettingsCache::Params shop = {{"application_name", "shop"}, {"options", "-c x=1"}};
+  SessionSettings a = cache.Get(shop);
+  SessionSettings b = cache.Get(shop);
   CHECK(&a.entries() == &b.entries());
   CHECK(b.fingerprint() == a.fingerprint());
+  // options is not a setting (as with SetStartupParameter for each of the others).
+  SessionSettings by_hand;
+  by_hand.SetStartupParameter("application_name", "shop");
+  CHECK(a.ReplaySql() == by_hand.ReplaySql());
+  CHECK(a.fingerprint() == by_hand.fingerprint());
 
   b.Apply(*ClassifySetting("SET search_path = s1"));
   CHECK(a.entries().size() == 1);
   CHECK(b.entries().size() == 2);
   CHECK(b.fingerprint() != a.fingerprint());
   CHECK(a.ReplaySql() == "RESET ALL; SET application_name TO 'shop'");
+  CHECK(cache.Get(shop).ReplaySql() == "RESET ALL; SET application_name TO 'shop'");
 
-  SessionSettings c;
-  c.SetStartupParameter("application_name", "other");
-  c.ShareIfEqual(a);
+  // Other parameters make their own settings, and the cache follows them.
+  SessionSettings c = cache.Get({{"application_name", "other"}, {"DateStyle", "ISO"}});
   CHECK(&c.entries() != &a.entries());
-  CHECK(c.ReplaySql() == "RESET ALL; SET application_name TO 'other'");
+  CHECK(c.ReplaySql() == "RESET ALL; SET application_name TO 'other'; SET datestyle TO 'ISO'");
+  SessionSettings d = cache.Get({{"application_name", "other"}, {"DateStyle", "ISO"}});
+  CHECK(&d.entries() == &c.entries());
+  CHECK(cache.Get({}).fingerprint() == 0);
 }

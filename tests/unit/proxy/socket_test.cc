@@ -133,32 +133,50 @@ TEST_CASE("Socket::ReadWhenReady completes with operation_aborted on cancel") {
   REQUIRE(r.n == 0);
 }
 
-TEST_CASE("Socket::WaitWhenReady completes when data or a close arrives, reading nothing") {
+TEST_CASE("Socket::ReadWhenArrived asks for room only once bytes or a close arrive") {
   Pair p;
-  std::optional<boost::system::error_code> waited;
-  p.socket.WaitWhenReady([&waited](boost::system::error_code ec) { waited = ec; });
+  std::string room(16, '\0');
+  int asked = 0;
+  int unused = 0;
+  struct CountingRoom {
+    std::string* room;
+    int* asked;
+    int* unused;
+    asio::mutable_buffer Get() const {
+      ++*asked;
+      return asio::buffer(*room);
+    }
+    void Unused() const { ++*unused; }
+  } room_fn{&room, &asked, &unused};
+  Read r;
+  auto handler = [&r](boost::system::error_code ec, size_t n) {
+    r.ec = ec;
+    r.n = n;
+  };
+  p.socket.ReadWhenArrived(room_fn, handler);
   p.io.poll();
-  REQUIRE_FALSE(waited.has_value());  // nothing sent: still waiting
+  REQUIRE_FALSE(r.ec.has_value());  // nothing sent: still waiting
+  // Only the try on the spot may have asked, and it gave the room back.
+  REQUIRE(asked <= 1);
+  REQUIRE(unused == asked);
+  const int asked_while_quiet = asked;
   p.Send("ping");
   const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!waited && std::chrono::steady_clock::now() < deadline) p.io.run_one_for(100ms);
-  REQUIRE(waited.has_value());
-  REQUIRE_FALSE(*waited);
-  // The byte it saw is still there for the read.
-  std::string room(16, '\0');
-  auto r = ReadOnce(p, room);
+  while (!r.ec && std::chrono::steady_clock::now() < deadline) p.io.run_one_for(100ms);
+  REQUIRE(r.ec.has_value());
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(asked == asked_while_quiet + 1);
   REQUIRE(room.substr(0, r.n) == "ping");
 
-  // A close wakes a wait too (the read after it sees eof).
-  waited.reset();
-  p.socket.WaitWhenReady([&waited](boost::system::error_code ec) { waited = ec; });
+  // A close completes it too, as eof.
+  r = Read{};
+  p.socket.ReadWhenArrived(room_fn, handler);
   p.peer.close();
   p.io.restart();
-  while (!waited && std::chrono::steady_clock::now() < deadline + 5s) p.io.run_one_for(100ms);
-  REQUIRE(waited.has_value());
-  REQUIRE_FALSE(*waited);
-  r = ReadOnce(p, room);
+  while (!r.ec && std::chrono::steady_clock::now() < deadline + 5s) p.io.run_one_for(100ms);
+  REQUIRE(r.ec.has_value());
   REQUIRE(*r.ec == asio::error::eof);
+  REQUIRE(r.n == 0);
 }
 
 TEST_CASE("Socket::AsyncReadWhenReady is cancelled by an awaitable operator, losing nothing") {
