@@ -10,6 +10,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <memory>
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
@@ -110,9 +111,11 @@ std::optional<std::string> Base64Decode(std::string_view in) {
 
 // ---- Hash primitives ---------------------------------------------------------------------------
 
-// An HMAC-SHA-256 context made once per thread and keyed per message: OpenSSL 3's one-shot
-// HMAC() looks the MAC and the digest up by name on every call, which costs several times
-// the hashing itself (about 20,000 instructions of a 25,000-instruction HMAC).
+// An HMAC-SHA-256 context under one key. OpenSSL 3's one-shot HMAC() looks the MAC and
+// the digest up by name on every call, which costs several times the hashing itself
+// (about 20,000 instructions of a 25,000-instruction HMAC); and keying a context hashes
+// the key's two padded blocks (RFC 2104) each time. Keyed once, a context starts each
+// MAC again from those two blocks' state (EVP_MAC_init without a key).
 class HmacSha256Context {
  public:
   HmacSha256Context() {
@@ -131,15 +134,21 @@ class HmacSha256Context {
   HmacSha256Context(const HmacSha256Context&) = delete;
   HmacSha256Context& operator=(const HmacSha256Context&) = delete;
 
-  std::string Mac(std::string_view key, std::string_view data) {
+  void SetKey(std::string_view key) {
     // A null key would mean "the previous key" to EVP_MAC_init.
     static const unsigned char kNoKey = 0;
     const auto* k = key.empty() ? &kNoKey : reinterpret_cast<const unsigned char*>(key.data());
+    if (EVP_MAC_init(ctx_, k, key.size(), nullptr) != 1) CryptoFailure("HMAC-SHA-256 key");
+    key_ = key;
+  }
+  const std::string& key() const { return key_; }
+
+  std::string Mac(std::string_view data) {
     const auto* message = reinterpret_cast<const unsigned char*>(data.data());
     std::string out(kKeyLen, '\0');
     auto* mac = reinterpret_cast<unsigned char*>(out.data());
     size_t len = 0;
-    if (EVP_MAC_init(ctx_, k, key.size(), nullptr) != 1 ||
+    if (EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1 ||
         EVP_MAC_update(ctx_, message, data.size()) != 1 ||
         EVP_MAC_final(ctx_, mac, &len, out.size()) != 1 || len != kKeyLen) {
       CryptoFailure("HMAC-SHA-256");
@@ -149,11 +158,31 @@ class HmacSha256Context {
 
  private:
   EVP_MAC_CTX* ctx_ = nullptr;
+  std::string key_;
+};
+
+// Contexts keyed with the keys a thread used last: a SCRAM login MACs with its user's
+// StoredKey and ServerKey, the same two keys for every login of that user.
+class HmacSha256Contexts {
+ public:
+  HmacSha256Context& For(std::string_view key) {
+    for (auto& c : contexts_)
+      if (c && c->key() == key) return *c;
+    auto& c = contexts_[next_];
+    next_ = (next_ + 1) % contexts_.size();
+    if (!c) c = std::make_unique<HmacSha256Context>();
+    c->SetKey(key);
+    return *c;
+  }
+
+ private:
+  std::array<std::unique_ptr<HmacSha256Context>, 8> contexts_;
+  size_t next_ = 0;
 };
 
 std::string HmacSha256(std::string_view key, std::string_view data) {
-  static thread_local HmacSha256Context context;
-  return context.Mac(key, data);
+  static thread_local HmacSha256Contexts contexts;
+  return contexts.For(key).Mac(data);
 }
 
 std::string Sha256(std::string_view data) {

@@ -4,6 +4,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "test_util.h"
@@ -93,6 +94,33 @@ TEST_CASE("SCRAM: server and client against each other", "[auth][scram]") {
   // Other iteration counts.
   CHECK(Exchange(MakeScramVerifier("x", 1), "x").ok());
   CHECK(MakeScramVerifier("x", 0).iterations == 4096);
+}
+
+TEST_CASE("SCRAM: logins of many users interleaved, each with its own keys", "[auth][scram]") {
+  // More users than the HMAC contexts a thread keeps keyed: contexts are reused for the
+  // same key and re-keyed for others, and no login may use another user's keys.
+  std::vector<std::string> passwords;
+  std::vector<ScramVerifier> verifiers;
+  for (int i = 0; i < 20; ++i) {
+    passwords.push_back("password-" + std::to_string(i));
+    verifiers.push_back(MakeScramVerifier(passwords.back(), 1));
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (size_t k = 0; k < verifiers.size(); ++k) {
+      const size_t i = round == 1 ? verifiers.size() - 1 - k : (k * 7) % verifiers.size();
+      INFO("round " << round << ", user " << i);
+      CHECK(Exchange(verifiers[i], passwords[i]).ok());
+      const size_t other = (i + 1) % verifiers.size();
+      CHECK(Exchange(verifiers[i], passwords[other]).code() ==
+            absl::StatusCode::kPermissionDenied);
+    }
+  }
+  // The RFC 7677 exchange still gives its published proof and signature afterwards.
+  ScramServer server(RfcVerifier(), std::string(kRfcServerNonce));
+  REQUIRE(server.HandleClientFirst(kRfcClientFirst).ok());
+  auto server_final = server.HandleClientFinal(kRfcClientFinal);
+  REQUIRE(server_final.ok());
+  CHECK(*server_final == kRfcServerFinal);
 }
 
 TEST_CASE("SCRAM client: derived keys are cached by password, salt and iterations",
