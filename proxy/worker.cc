@@ -98,14 +98,17 @@ void Worker::BuildPools() {
 }
 
 absl::Status Worker::Listen() {
-  auto client = Bind(io_, config_->listen.host, config_->listen.port, true);
-  if (!client.ok()) return client.status();
-  client_acceptor_ = std::move(*client);
+  // The admin port first: it is bound without SO_REUSEPORT, so a second pgring started
+  // with the same configuration stops here, before its client listener (which shares the
+  // port with this one's) has taken connections it would then drop.
   if (index_ == 0) {
     auto admin = Bind(io_, config_->listen.host, config_->listen.admin_port, false);
     if (!admin.ok()) return admin.status();
     admin_acceptor_ = std::move(*admin);
   }
+  auto client = Bind(io_, config_->listen.host, config_->listen.port, true);
+  if (!client.ok()) return client.status();
+  client_acceptor_ = std::move(*client);
   return absl::OkStatus();
 }
 
