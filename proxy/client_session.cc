@@ -248,7 +248,10 @@ awaitable<bool> ClientSession::Serve(ResumeAt at, boost::system::error_code ec) 
       if (now == Flow::kQueued) co_return true;  // OnHandoff goes on
       auto flow = now ? *now : co_await HandleMessage(r.frame);
       in_.Consume(r.frame.size);
-      if (flow == Flow::kClose) co_return false;
+      if (flow == Flow::kClose) {
+        if (said_goodbye_ && !FlushServersNow()) co_await FlushServers();
+        co_return false;
+      }
     }
     if (!FlushServersNow()) co_await FlushServers();
     if (client_gone_) co_return false;
@@ -307,8 +310,12 @@ void ClientSession::RunInput() {
       return;
     }
     if (*flow == Flow::kQueued) return;  // OnHandoff goes on
-    if (*flow == Flow::kClose) {         // Terminate
-      Finish();
+    if (*flow == Flow::kClose) {  // Terminate: what came before it still goes out first
+      if (FlushServersNow()) {
+        Finish();
+      } else {
+        Resume(ResumeAt::kMessages);  // Serve writes the rest, then finishes
+      }
       return;
     }
     in_.Consume(r.frame.size);
@@ -875,7 +882,7 @@ std::optional<ClientSession::Flow> ClientSession::HandleNow(const protocol::Fram
   if (f.type == fe::kParse) {
     return skip_until_sync_ || HasDeferredParse() ? std::nullopt : ParseNow(f);
   }
-  if (f.type == fe::kTerminate) return Flow::kClose;
+  if (f.type == fe::kTerminate) return Goodbye();
   if (HasDeferredParse()) return std::nullopt;
   if (f.type == fe::kQuery) return skip_until_sync_ ? std::nullopt : QueryNow(f);
   if (f.type == fe::kSync) {
@@ -1129,7 +1136,7 @@ awaitable<ClientSession::Flow> ClientSession::HandleMessage(const protocol::Fram
       co_return Flow::kContinue;
     }
     case fe::kTerminate:
-      co_return Flow::kClose;
+      co_return Goodbye();
     default: {
       worker_.counters().Add(worker_.counters().protocol_errors);
       co_await client_write_.Lock();
@@ -1572,23 +1579,37 @@ awaitable<void> ClientSession::Pump(std::shared_ptr<ClientSession> self, ServerL
   }
 }
 
+ClientSession::Flow ClientSession::Goodbye() {
+  said_goodbye_ = true;
+  // Extended-protocol messages not closed by a Sync yet are dropped, as when the client
+  // just leaves (PostgreSQL would end their implicit transaction without committing it).
+  for (auto& l : links_) {
+    if (l && l->conn && l->unsynced) l->out.Clear();
+  }
+  return Flow::kClose;
+}
+
 void ClientSession::Finish() {
   closing_ = true;
   NotifyQuiet();
-  bool cancel = false;
   for (auto& l : links_) {
     if (!l || !l->conn) continue;
-    // Let the pump end the transaction and return the connection; a statement still
-    // running for a client that left is cancelled rather than waited for.
-    l->out.Clear();
-    l->unsynced = false;
+    // Let the pump end the transaction and return the connection. A statement still
+    // running for a client that left is cancelled rather than waited for; one the client
+    // sent before it said goodbye (Terminate) runs to the end, as on PostgreSQL (its
+    // answer is dropped), unless it is part of an extended-protocol cycle with no Sync.
+    const bool runs_on = said_goodbye_ && !l->unsynced;
+    if (!runs_on) {
+      l->out.Clear();
+      l->unsynced = false;
+    }
     if (l->pending.empty()) {
       Kick(*l);
-    } else {
-      cancel = true;
+    } else if (!runs_on) {
+      CancelOn(*l->conn);
     }
   }
-  if (cancel) ForwardCancel();
+  if (said_goodbye_) client_gone_ = true;  // the pump drops the answers still to come
   stream_.Close();
 }
 

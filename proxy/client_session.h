@@ -402,6 +402,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool Closing(const ServerLink& link) const;
   awaitable<bool> SettleClosing(ServerLink& link);
   awaitable<void> ServerLost(ServerLink& link, boost::system::error_code ec);
+  // Terminate: the statements sent before it still run (Finish), as on PostgreSQL.
+  Flow Goodbye();
   void Finish();
 
   // Request-side helpers (reader).
@@ -490,6 +492,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool pinned_ : 1 = false;
   bool closing_ : 1 = false;           // the client is gone or must go: release and stop
   bool client_gone_ : 1 = false;       // writes to the client failed
+  bool said_goodbye_ : 1 = false;      // the client sent Terminate
   bool close_requested_ : 1 = false;
   bool parked_ : 1 = false;            // waiting for the client with no coroutine (Park)
   bool waiting_ : 1 = false;           // the reader waits for the client with no deadline

@@ -11,6 +11,9 @@ its statement is still running on shard0. Each time, on shard0 directly:
     returned to the pool or closed;
 and through pgring, concurrent transactions covering every idle server connection of
 shard0 run normally, see none of the abandoned rows and start in a fresh transaction.
+A fourth client sends a slow INSERT, then BEGIN and an INSERT, then Terminate, in one
+write without waiting: as on PostgreSQL the first INSERT runs to the end and is committed,
+and the transaction left open is rolled back.
 """
 
 import os
@@ -104,6 +107,34 @@ def abandon(env, case, marker, how):
     return backend
 
 
+def test_goodbye(env):
+    case = "statements sent with Terminate, not waited for"
+    log(f"-- {case}")
+    done = f"goodbye-done-{os.getpid()}"
+    open_tx = f"goodbye-open-{os.getpid()}"
+    conn = pgtest.raw_login(env["PGRING_DSN"], application_name="pgring_disconnect_goodbye")
+    # One send: a statement that takes a while (it must run to the end, not be cancelled),
+    # a transaction left open (PostgreSQL rolls it back at Terminate), then Terminate.
+    conn.send(pgtest.frame(b"Q", pgtest.cstr(
+                  f"INSERT INTO {TABLE} (marker) SELECT '{done}' FROM pg_sleep(0.5)")) +
+              pgtest.frame(b"Q", pgtest.cstr(
+                  f"BEGIN; INSERT INTO {TABLE} (marker) VALUES ('{open_tx}')")) +
+              pgtest.frame(b"X"))
+    conn.close()
+
+    def count(marker):
+        with psycopg.connect(env["SHARD_DSN_LIST"][0], autocommit=True) as c:
+            return c.execute(f"SELECT count(*) FROM {TABLE} WHERE marker = %s", (marker,)).fetchone()[0]
+
+    pgtest.wait_until(f"{case}: the INSERT sent before Terminate to be committed on shard0",
+                      lambda: count(done) == 1, timeout=10)
+    pgtest.wait_until(f"{case}: no backend of app left idle in transaction on shard0; now: "
+                      f"{no_app_backend_in_transaction(env)}",
+                      lambda: not no_app_backend_in_transaction(env), timeout=10)
+    check(count(open_tx) == 0, f"{case}: the transaction left open at Terminate was committed")
+    check_pool_healthy(env, case, open_tx)
+
+
 def test(env):
     with psycopg.connect(env["SHARD_DSN_LIST"][0], autocommit=True) as c:
         c.execute(f"DROP TABLE IF EXISTS {TABLE}")
@@ -135,6 +166,8 @@ def test(env):
         if st is not None:
             log(f"   the old backend {'was' if backend in pids else 'was not'} among the "
                 f"{len(pids)} server connections used afterwards")
+
+    test_goodbye(env)
 
     with psycopg.connect(env["SHARD_DSN_LIST"][0], autocommit=True) as c:
         c.execute(f"DROP TABLE IF EXISTS {TABLE}")
