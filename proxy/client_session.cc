@@ -266,19 +266,9 @@ bool ClientSession::ReadsByCallback() const {
 void ClientSession::ReadClient() {
   waiting_ = true;
   auto room = in_.Prepare(16384);
-  const auto mb = asio::buffer(room.data(), room.size());
-  boost::system::error_code ec;
-  size_t n = 0;
-  if (!in_.empty() && stream_.socket().TryRead(mb, ec, n)) {
-    // In the middle of a message; posted, so that a long message read piece by piece does
-    // not nest calls.
-    asio::post(worker_.io(), [self = shared_from_this(), ec, n] { self->OnClientRead(ec, n); });
-    return;
-  }
-  stream_.socket().ReadWhenReady(
-      mb, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-        self->OnClientRead(ec, n);
-      });
+  stream_.socket().ReadNext(asio::buffer(room.data(), room.size()), !in_.empty(),
+                            [self = shared_from_this()](boost::system::error_code ec,
+                                                        size_t n) { self->OnClientRead(ec, n); });
 }
 
 void ClientSession::OnClientRead(boost::system::error_code ec, size_t n) {
@@ -1364,20 +1354,11 @@ void ClientSession::SpawnPump(ServerLink& link, PumpStep step, boost::system::er
 void ClientSession::ReadServer(ServerLink& link) {
   auto& in = link.conn->in();
   auto room = in.Prepare(16384);
-  const auto mb = asio::buffer(room.data(), room.size());
-  auto& socket = link.conn->stream().socket();
-  boost::system::error_code ec;
-  size_t n = 0;
-  if (!in.empty() && socket.TryRead(mb, ec, n)) {
-    // In the middle of a message (see ReadClient).
-    asio::post(worker_.io(),
-               [self = shared_from_this(), &link, ec, n] { self->OnServerRead(link, ec, n); });
-    return;
-  }
-  socket.ReadWhenReady(mb, [self = shared_from_this(), &link](boost::system::error_code ec,
-                                                              size_t n) {
-    self->OnServerRead(link, ec, n);
-  });
+  link.conn->stream().socket().ReadNext(
+      asio::buffer(room.data(), room.size()), !in.empty(),
+      [self = shared_from_this(), &link](boost::system::error_code ec, size_t n) {
+        self->OnServerRead(link, ec, n);
+      });
 }
 
 void ClientSession::OnServerRead(ServerLink& link, boost::system::error_code ec, size_t n) {

@@ -37,6 +37,28 @@ namespace socket_detail {
 
 using asio::detail::reactor_op;
 
+// One non-blocking recv() into `room` (EINTR retried). True when it completed: n > 0
+// bytes, or ec set (eof when the peer closed, n == 0); false when the socket is empty.
+inline bool Recv(int fd, asio::mutable_buffer room, boost::system::error_code& ec, size_t& n) {
+  for (;;) {
+    const ssize_t r = ::recv(fd, room.data(), room.size(), MSG_DONTWAIT);
+    if (r > 0) {
+      ec = {};
+      n = static_cast<size_t>(r);
+      return true;
+    }
+    n = 0;
+    if (r == 0) {
+      ec = asio::error::eof;
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    ec = boost::system::error_code(errno, boost::system::system_category());
+    return true;
+  }
+}
+
 // Where a read puts what arrived: a buffer given up front. A Room's Get() is called when
 // the read is tried; Unused() after a try that found nothing to read.
 struct FixedRoom {
@@ -74,22 +96,13 @@ class ReadWhenReadyOp : public reactor_op {
         op->ec_ = boost::system::error_code(errno, boost::system::system_category());
         return done;
       }
-      const ssize_t n = ::recv(op->fd_, room.data(), room.size(), MSG_DONTWAIT);
-      if (n > 0) {
-        op->bytes_transferred_ = static_cast<size_t>(n);
-        return op->bytes_transferred_ < room.size() ? done_and_exhausted : done;
-      }
-      if (n == 0) {
-        op->ec_ = asio::error::eof;
-        return done_and_exhausted;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!Recv(op->fd_, room, op->ec_, op->bytes_transferred_)) {
         op->room_.Unused();
         return not_done;
       }
-      op->ec_ = boost::system::error_code(errno, boost::system::system_category());
-      return done;
+      if (op->ec_ == asio::error::eof) return done_and_exhausted;
+      if (op->ec_) return done;
+      return op->bytes_transferred_ < room.size() ? done_and_exhausted : done;
     }
   }
 
@@ -182,23 +195,22 @@ class Socket : public TcpSocket {
   // that read consumed. True when the read completed: n > 0 bytes, or ec set (eof when the
   // peer closed); false when the socket is empty (then wait with ReadWhenReady).
   bool TryRead(asio::mutable_buffer room, boost::system::error_code& ec, size_t& n) {
-    for (;;) {
-      const ssize_t r = ::recv(native_handle(), room.data(), room.size(), MSG_DONTWAIT);
-      if (r > 0) {
-        ec = {};
-        n = static_cast<size_t>(r);
-        return true;
-      }
-      n = 0;
-      if (r == 0) {
-        ec = asio::error::eof;
-        return true;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-      ec = boost::system::error_code(errno, boost::system::system_category());
-      return true;
+    return socket_detail::Recv(native_handle(), room, ec, n);
+  }
+
+  // The next read of a callback reader: ReadWhenReady, but in the middle of a message
+  // (`mid_message`: part of it is in the reader's buffer) TryRead first, its result posted
+  // to the handler so that a long message read piece by piece does not nest calls.
+  template <typename Handler>
+  void ReadNext(asio::mutable_buffer room, bool mid_message, Handler&& handler) {
+    boost::system::error_code ec;
+    size_t n = 0;
+    if (mid_message && TryRead(room, ec, n)) {
+      asio::post(get_executor(),
+                 [h = std::forward<Handler>(handler), ec, n]() mutable { h(ec, n); });
+      return;
     }
+    ReadWhenReady(room, std::forward<Handler>(handler));
   }
 
   // ReadWhenReady for coroutines: co_await s.AsyncReadWhenReady(room, use_nothrow).

@@ -133,7 +133,7 @@ class Worker {
   sharding::AnalyzerCache analyzer_{4096};
   uint64_t unnamed_ids_ = 0;
   // Declared before io_: sessions destroyed with io_'s pending handlers (a parked session's
-  // socket wait) still remove themselves from this list.
+  // socket wait) still remove themselves from these lists.
   std::list<ClientSession*> sessions_;
   std::list<ClientSession*> startups_;
   // One thread runs io_ and each socket is used only by it: the reactor needs no lock per
