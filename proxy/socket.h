@@ -37,25 +37,20 @@ namespace socket_detail {
 
 using asio::detail::reactor_op;
 
-// One non-blocking recv() into `room` (EINTR retried). True when it completed: n > 0
-// bytes, or ec set (eof when the peer closed, n == 0); false when the socket is empty.
-inline bool Recv(int fd, asio::mutable_buffer room, boost::system::error_code& ec, size_t& n) {
+enum class RecvStatus { kRead, kClosed, kEmpty, kFailed };
+
+// One non-blocking recv() into `room` (EINTR retried): kRead with n > 0 bytes, kClosed
+// when the peer closed, kEmpty when nothing has arrived, kFailed with errno set.
+inline RecvStatus Recv(int fd, asio::mutable_buffer room, size_t& n) {
   for (;;) {
     const ssize_t r = ::recv(fd, room.data(), room.size(), MSG_DONTWAIT);
     if (r > 0) {
-      ec = {};
       n = static_cast<size_t>(r);
-      return true;
+      return RecvStatus::kRead;
     }
-    n = 0;
-    if (r == 0) {
-      ec = asio::error::eof;
-      return true;
-    }
+    if (r == 0) return RecvStatus::kClosed;
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-    ec = boost::system::error_code(errno, boost::system::system_category());
-    return true;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? RecvStatus::kEmpty : RecvStatus::kFailed;
   }
 }
 
@@ -96,13 +91,20 @@ class ReadWhenReadyOp : public reactor_op {
         op->ec_ = boost::system::error_code(errno, boost::system::system_category());
         return done;
       }
-      if (!Recv(op->fd_, room, op->ec_, op->bytes_transferred_)) {
-        op->room_.Unused();
-        return not_done;
+      switch (Recv(op->fd_, room, op->bytes_transferred_)) {
+        case RecvStatus::kRead:
+          return op->bytes_transferred_ < room.size() ? done_and_exhausted : done;
+        case RecvStatus::kClosed:
+          op->ec_ = asio::error::eof;
+          return done_and_exhausted;
+        case RecvStatus::kEmpty:
+          op->room_.Unused();
+          return not_done;
+        case RecvStatus::kFailed:
+          break;
       }
-      if (op->ec_ == asio::error::eof) return done_and_exhausted;
-      if (op->ec_) return done;
-      return op->bytes_transferred_ < room.size() ? done_and_exhausted : done;
+      op->ec_ = boost::system::error_code(errno, boost::system::system_category());
+      return done;
     }
   }
 
@@ -195,20 +197,39 @@ class Socket : public TcpSocket {
   // that read consumed. True when the read completed: n > 0 bytes, or ec set (eof when the
   // peer closed); false when the socket is empty (then wait with ReadWhenReady).
   bool TryRead(asio::mutable_buffer room, boost::system::error_code& ec, size_t& n) {
-    return socket_detail::Recv(native_handle(), room, ec, n);
+    using socket_detail::RecvStatus;
+    n = 0;
+    switch (socket_detail::Recv(native_handle(), room, n)) {
+      case RecvStatus::kRead:
+        ec = {};
+        return true;
+      case RecvStatus::kClosed:
+        ec = asio::error::eof;
+        return true;
+      case RecvStatus::kEmpty:
+        return false;
+      case RecvStatus::kFailed:
+        break;
+    }
+    ec = boost::system::error_code(errno, boost::system::system_category());
+    return true;
   }
 
   // The next read of a callback reader: ReadWhenReady, but in the middle of a message
   // (`mid_message`: part of it is in the reader's buffer) TryRead first, its result posted
   // to the handler so that a long message read piece by piece does not nest calls.
+  // (Inlined: it runs for every read of a proxied transaction.)
   template <typename Handler>
-  void ReadNext(asio::mutable_buffer room, bool mid_message, Handler&& handler) {
-    boost::system::error_code ec;
-    size_t n = 0;
-    if (mid_message && TryRead(room, ec, n)) {
-      asio::post(get_executor(),
-                 [h = std::forward<Handler>(handler), ec, n]() mutable { h(ec, n); });
-      return;
+  [[gnu::always_inline]] void ReadNext(asio::mutable_buffer room, bool mid_message,
+                                       Handler&& handler) {
+    if (mid_message) {
+      boost::system::error_code ec;
+      size_t n = 0;
+      if (TryRead(room, ec, n)) {
+        asio::post(get_executor(),
+                   [h = std::forward<Handler>(handler), ec, n]() mutable { h(ec, n); });
+        return;
+      }
     }
     ReadWhenReady(room, std::forward<Handler>(handler));
   }
