@@ -41,6 +41,28 @@ absl::StatusOr<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const 
   return acc;
 }
 
+// The client port is bound with SO_REUSEPORT so that every worker has its own listener.
+// The kernel would let another process of the same user join that group just as well, and
+// then share the connections: a probe bound without SO_REUSEPORT finds any listener
+// already there (SO_REUSEADDR still lets it pass connections in TIME_WAIT).
+absl::Status CheckNotListened(const std::string& host, uint16_t port) {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) return absl::OkStatus();  // Bind() reports it
+  asio::io_context io;
+  tcp::acceptor probe(io);
+  tcp::endpoint ep(addr, port);
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  if (ec == asio::error::address_in_use) {
+    return absl::UnavailableError(
+        Cat("cannot listen on ", host, ":", port, ": another process already listens on it "
+            "(another pgring instance?); stop it or set listen.port to a free port"));
+  }
+  return absl::OkStatus();  // other failures show when the listener is bound
+}
+
 ServerPool::Options PoolOptions(const conf::Config& config, const conf::ShardConfig& shard,
                                 int workers) {
   ServerPool::Options o;
@@ -98,13 +120,16 @@ void Worker::BuildPools() {
 }
 
 absl::Status Worker::Listen() {
-  // The admin port first: it is bound without SO_REUSEPORT, so a second pgring started
-  // with the same configuration stops here, before its client listener (which shares the
-  // port with this one's) has taken connections it would then drop.
+  // The admin port first, then a check that no other process listens on the client port:
+  // a second pgring stops here, before its client listener (which would join the first
+  // one's SO_REUSEPORT group) has taken connections it would then drop or keep.
   if (index_ == 0) {
     auto admin = Bind(io_, config_->listen.host, config_->listen.admin_port, false);
     if (!admin.ok()) return admin.status();
     admin_acceptor_ = std::move(*admin);
+    if (auto st = CheckNotListened(config_->listen.host, config_->listen.port); !st.ok()) {
+      return st;
+    }
   }
   auto client = Bind(io_, config_->listen.host, config_->listen.port, true);
   if (!client.ok()) return client.status();
