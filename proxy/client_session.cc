@@ -1170,7 +1170,8 @@ bool ClientSession::Detachable(const ServerLink& link) const {
 }
 
 void ClientSession::Detach(ServerLink& link, Clock::time_point now) {
-  spdlog::debug("client {}: releasing server connection {}", cancel_key_.pid, link.conn->id);
+  // (No debug line here: it runs once per transaction, and even a disabled spdlog call
+  // costs a call into the library; SHOW SERVERS and SHOW CLIENTS show the assignment.)
   worker_.counters().Add(worker_.counters().transaction_us, Micros(now - link.attach_time));
   worker_.pool(link.shard).Release(std::move(link.conn), now);
   --held_;

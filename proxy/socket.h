@@ -24,6 +24,8 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <memory>
@@ -37,13 +39,27 @@ namespace socket_detail {
 
 using asio::detail::reactor_op;
 
+// recv/send/sendmsg on the data path, as plain system calls. glibc's wrappers are
+// thread-cancellation points: in a process with several threads each call switches the
+// thread's cancellation type on and off around the call, two atomic read-modify-writes
+// per call (four calls per relayed transaction). pgring never cancels threads.
+inline ssize_t SysRecv(int fd, void* buf, size_t len, int flags) {
+  return ::syscall(SYS_recvfrom, fd, buf, len, flags, nullptr, nullptr);
+}
+inline ssize_t SysSend(int fd, const void* buf, size_t len, int flags) {
+  return ::syscall(SYS_sendto, fd, buf, len, flags, nullptr, 0);
+}
+inline ssize_t SysSendmsg(int fd, const msghdr* msg, int flags) {
+  return ::syscall(SYS_sendmsg, fd, msg, flags);
+}
+
 enum class RecvStatus { kRead, kClosed, kEmpty, kFailed };
 
 // One non-blocking recv() into `room` (EINTR retried): kRead with n > 0 bytes, kClosed
 // when the peer closed, kEmpty when nothing has arrived, kFailed with errno set.
 inline RecvStatus Recv(int fd, asio::mutable_buffer room, size_t& n) {
   for (;;) {
-    const ssize_t r = ::recv(fd, room.data(), room.size(), MSG_DONTWAIT);
+    const ssize_t r = SysRecv(fd, room.data(), room.size(), MSG_DONTWAIT);
     if (r > 0) {
       n = static_cast<size_t>(r);
       return RecvStatus::kRead;

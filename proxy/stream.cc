@@ -61,8 +61,8 @@ boost::system::error_code Errno(int e) { return {e, boost::system::system_catego
 boost::system::error_code Stream::WriteNow(std::span<const std::byte>& bytes) {
   if (tls_) return {};
   while (!bytes.empty()) {
-    const ssize_t n = ::send(socket_.native_handle(), bytes.data(), bytes.size(),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n = socket_detail::SysSend(socket_.native_handle(), bytes.data(),
+                                             bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) {
       bytes = bytes.subspan(static_cast<size_t>(n));
     } else if (errno != EINTR) {
@@ -100,7 +100,8 @@ boost::system::error_code Stream::WriteNow(std::vector<asio::const_buffer>& bufs
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = count;
-    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n =
+        socket_detail::SysSendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (!WouldBlock(errno)) ec = Errno(errno);
