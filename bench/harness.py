@@ -62,6 +62,24 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def task_switches(pid):
+    """(voluntary, involuntary) context switches of process pid, summed over its threads:
+    the times it went to sleep waiting for work, and the times the scheduler took the CPU
+    from it (usually for a task it had just woken)."""
+    voluntary = involuntary = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary += int(line.split()[1])
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return voluntary, involuntary
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -374,6 +392,7 @@ def pgbench(bindir, target_port, password, pgbench_args, duration, clients, thre
     cmd = [os.path.join(bindir, "pgbench"), "-n", "-T", str(duration), "-c", str(clients),
            "-j", str(threads), "--log", "--log-prefix", prefix] + list(pgbench_args)
     cpu0 = cpu_seconds(proxy_pid) if proxy_pid else None
+    switches0 = task_switches(proxy_pid) if proxy_pid else None
     started = time.monotonic()
     try:
         proc = subprocess.run(cmd, env=client_env(target_port, password), capture_output=True,
@@ -386,6 +405,7 @@ def pgbench(bindir, target_port, password, pgbench_args, duration, clients, thre
                          f"after its {duration} s run{detail}", "hang": True}
     wall = time.monotonic() - started
     cpu1 = cpu_seconds(proxy_pid) if proxy_pid and alive(proxy_pid) else None
+    switches1 = task_switches(proxy_pid) if cpu1 is not None else None
     lat = latencies_us(prefix)
     out = proc.stdout
     if proxy_pid and not alive(proxy_pid):
@@ -416,4 +436,6 @@ def pgbench(bindir, target_port, password, pgbench_args, duration, clients, thre
     if cpu0 is not None and cpu1 is not None:
         result["proxy_cpu_seconds"] = round(cpu1 - cpu0, 3)
         result["proxy_cpu_per_1k_tx"] = (cpu1 - cpu0) / transactions * 1000.0
+        result["proxy_sleeps_per_tx"] = (switches1[0] - switches0[0]) / transactions
+        result["proxy_preemptions_per_tx"] = (switches1[1] - switches0[1]) / transactions
     return result

@@ -34,7 +34,8 @@ def summarize_target(runs):
     if not ok:
         summary["fails"] = errors[0] if errors else "not run"
         return summary
-    for key in ("tps", "avg_latency_ms", "p99_latency_ms", "proxy_cpu_per_1k_tx"):
+    for key in ("tps", "avg_latency_ms", "p99_latency_ms", "proxy_cpu_per_1k_tx",
+                "proxy_sleeps_per_tx", "proxy_preemptions_per_tx"):
         summary[key] = median(r.get(key) for r in ok)
     if errors:
         summary["errors"] = errors
@@ -110,19 +111,22 @@ def throughput_markdown(meta, scenarios):
                      f"{meta.get('orders_per_shard')}).")
     lines += ["", "## Per target (median over the pairs)", "",
               "| scenario | target | tps | avg latency ms | p99 latency ms "
-              "| proxy CPU s / 1k tx | runs ok |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+              "| proxy CPU s / 1k tx | proxy sleeps / preempted per tx | runs ok |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for sc in scenarios:
         for t in sc["targets"]:
             s = sc["summary"][t]
             if "fails" in s:
                 lines.append(f"| {sc['name']} | {TARGET_LABELS[t]} | fails: "
-                             f"{s['fails'].replace('|', '/')} | | | | 0/{s['runs']} |")
+                             f"{s['fails'].replace('|', '/')} | | | | | 0/{s['runs']} |")
                 continue
             cpu = "n/a" if t == "direct" else fmt(s.get("proxy_cpu_per_1k_tx"), 3)
+            switches = ("n/a" if t == "direct" else
+                        f"{fmt(s.get('proxy_sleeps_per_tx'), 2)} / "
+                        f"{fmt(s.get('proxy_preemptions_per_tx'), 2)}")
             lines.append(f"| {sc['name']} | {TARGET_LABELS[t]} | {fmt(s['tps'], 0)} | "
                          f"{fmt(s['avg_latency_ms'], 3)} | {fmt(s['p99_latency_ms'], 3)} | "
-                         f"{cpu} | {s['ok_runs']}/{s['runs']} |")
+                         f"{cpu} | {switches} | {s['ok_runs']}/{s['runs']} |")
     lines += ["", "## Ratios (median of the per-pair ratios)", "",
               "| scenario | tps pgring/PgBouncer | tps pgring/direct | p99 pgring/PgBouncer "
               "| p99 pgring/direct | CPU per tx pgring/PgBouncer |",
