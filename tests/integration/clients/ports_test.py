@@ -36,12 +36,14 @@ def start_refused(env, workdir, port, admin_port, want):
         # Clients connect while the second process starts: each must be the shared
         # instance's.
         conns = []
+        # Named for this case: connections of an earlier case may still be closing.
+        app = f"ports_test_{port}_{admin_port}"
         try:
             for _ in range(20):
                 if proc.poll() is not None:
                     break
                 conns.append(psycopg.connect(env["PGRING_DSN"], autocommit=True,
-                                             connect_timeout=10, application_name="ports_test"))
+                                             connect_timeout=10, application_name=app))
             try:
                 code = proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -51,7 +53,7 @@ def start_refused(env, workdir, port, admin_port, want):
             check(code == 1, f"the second pgring exited with code {code}, want 1: {px.tail()}")
             check(want in px.tail(), f"the second pgring's log does not say {want!r}: {px.tail()}")
             _, rows = pgtest.admin_query(env, "SHOW CLIENTS")
-            listed = [r for r in rows if r.get("application_name") == "ports_test"]
+            listed = [r for r in rows if r.get("application_name") == app]
             check(len(listed) == len(conns),
                   f"the shared instance lists {len(listed)} of the {len(conns)} clients")
             for c in conns:
