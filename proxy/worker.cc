@@ -13,25 +13,38 @@
 namespace pgring::proxy {
 namespace {
 
-absl::StatusOr<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const std::string& host,
-                                                    uint16_t port, bool reuse_port) {
+absl::StatusOr<tcp::endpoint> Endpoint(const std::string& host, uint16_t port) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) {
     return absl::InvalidArgumentError(
         Cat("listen.host \"", host, "\" is not an IP address: ", ec.message()));
   }
-  auto acc = std::make_unique<tcp::acceptor>(io);
-  tcp::endpoint ep(addr, port);
-  acc->open(ep.protocol(), ec);
-  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+  return tcp::endpoint(addr, port);
+}
+
+// Opens `acc` with SO_REUSEADDR (and SO_REUSEPORT when asked) and binds it to `ep`.
+boost::system::error_code OpenAndBind(tcp::acceptor& acc, const tcp::endpoint& ep,
+                                      bool reuse_port) {
+  boost::system::error_code ec;
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec && reuse_port) {
     int one = 1;
-    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
       ec = boost::system::error_code(errno, boost::system::system_category());
     }
   }
-  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc.bind(ep, ec);
+  return ec;
+}
+
+absl::StatusOr<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const std::string& host,
+                                                    uint16_t port, bool reuse_port) {
+  auto ep = Endpoint(host, port);
+  if (!ep.ok()) return ep.status();
+  auto acc = std::make_unique<tcp::acceptor>(io);
+  auto ec = OpenAndBind(*acc, *ep, reuse_port);
   if (!ec) acc->listen(4096, ec);
   if (ec) {
     return absl::UnavailableError(Cat("cannot listen on ", host, ":", port, ": ",
@@ -43,19 +56,14 @@ absl::StatusOr<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const 
 
 // The client port is bound with SO_REUSEPORT so that every worker has its own listener.
 // The kernel would let another process of the same user join that group just as well, and
-// then share the connections: a probe bound without SO_REUSEPORT finds any listener
-// already there (SO_REUSEADDR still lets it pass connections in TIME_WAIT).
-absl::Status CheckNotListened(const std::string& host, uint16_t port) {
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (ec) return absl::OkStatus();  // Bind() reports it
-  asio::io_context io;
+// then share the connections: a probe bound without SO_REUSEPORT (and never listening)
+// finds any listener already there; SO_REUSEADDR still lets it pass connections in
+// TIME_WAIT.
+absl::Status CheckNotListened(asio::io_context& io, const std::string& host, uint16_t port) {
+  auto ep = Endpoint(host, port);
+  if (!ep.ok()) return ep.status();
   tcp::acceptor probe(io);
-  tcp::endpoint ep(addr, port);
-  probe.open(ep.protocol(), ec);
-  if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) probe.bind(ep, ec);
-  if (ec == asio::error::address_in_use) {
+  if (OpenAndBind(probe, *ep, false) == asio::error::address_in_use) {
     return absl::UnavailableError(
         Cat("cannot listen on ", host, ":", port, ": another process already listens on it "
             "(another pgring instance?); stop it or set listen.port to a free port"));
@@ -127,7 +135,7 @@ absl::Status Worker::Listen() {
     auto admin = Bind(io_, config_->listen.host, config_->listen.admin_port, false);
     if (!admin.ok()) return admin.status();
     admin_acceptor_ = std::move(*admin);
-    if (auto st = CheckNotListened(config_->listen.host, config_->listen.port); !st.ok()) {
+    if (auto st = CheckNotListened(io_, config_->listen.host, config_->listen.port); !st.ok()) {
       return st;
     }
   }
