@@ -1,5 +1,7 @@
 #include "proxy/worker.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "proxy/str.h"
@@ -46,6 +48,15 @@ absl::StatusOr<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const 
   auto acc = std::make_unique<tcp::acceptor>(io);
   auto ec = OpenAndBind(*acc, *ep, reuse_port);
   if (!ec) acc->listen(4096, ec);
+  if (!ec) {
+    // A PostgreSQL client speaks first: with TCP_DEFER_ACCEPT the kernel hands a connection
+    // over once its first packet (startup or SSLRequest) is there, so the session reads it
+    // at once instead of going back to epoll for it. A client that sends nothing is handed
+    // over after one SYN-ACK retransmission (about a second); pool.startup_timeout applies
+    // from then. Best effort: without it only that wait is lost.
+    int secs = 1;
+    ::setsockopt(acc->native_handle(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+  }
   if (ec) {
     return absl::UnavailableError(Cat("cannot listen on ", host, ":", port, ": ",
                                                ec.message(),
