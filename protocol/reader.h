@@ -28,6 +28,10 @@ class Reader {
   std::optional<std::string_view> CString() {
     if (AtEnd()) return std::nullopt;
     const auto* start = data_.data() + pos_;
+    if (*start == std::byte{0}) {  // the empty name of an unnamed statement or portal
+      ++pos_;
+      return std::string_view(reinterpret_cast<const char*>(start), 0);
+    }
     const void* nul = std::memchr(start, 0, remaining());
     if (nul == nullptr) return std::nullopt;
     const auto len = static_cast<size_t>(static_cast<const std::byte*>(nul) - start);

@@ -641,10 +641,15 @@ std::optional<ClientSession::Flow> ClientSession::BindNow(const protocol::Frame&
   if (cs == nullptr || cs->stmt->analysis->statements.size() != 1) return std::nullopt;
   const ClientStatement stmt = *cs;  // the client's statements may change below
   const sharding::Statement& s = stmt.stmt->analysis->statements[0];
-  auto params = protocol::ParseBindParams(b->rest);
-  if (!params) return std::nullopt;
   if (!holds_server()) topology_ = worker_.topology();
-  auto plan = Route(s, &*params, stmt.stmt->param_types, &stmt.stmt->memo);
+  // Parameters are read only when their values can decide the shard; otherwise they go
+  // to PostgreSQL unread (it checks them), as the rest of the Bind does.
+  std::optional<protocol::BindParams> params;
+  if (stmt.stmt->memo.NeedsValues(topology_->tables.id())) {
+    params = protocol::ParseBindParams(b->rest);
+    if (!params) return std::nullopt;
+  }
+  auto plan = Route(s, params ? &*params : nullptr, stmt.stmt->param_types, &stmt.stmt->memo);
   if (!plan.ok() || plan->kind == sharding::RouteKind::kLocal ||
       LocalTransaction(s, holds_server())) {
     return std::nullopt;

@@ -127,6 +127,13 @@ struct RouteMemo {
   uint64_t tables_id = 0;   // TableMap::id() it was made for
   bool insert_row = false;  // kKeyed INSERT of one VALUES row: insert_rows is {{0}}
   absl::InlinedVector<Source, 2> sources;
+
+  // False when this memo, made for the table map `tables_id`, routes the statement the
+  // same whatever its parameter values are (RouteInputs::params may then be null).
+  bool NeedsValues(uint64_t current_tables_id) const {
+    return current_tables_id != tables_id ||
+           (kind != Kind::kDefault && kind != Kind::kSession && kind != Kind::kLocal);
+  }
 };
 
 // Values known only when the statement runs.

@@ -71,6 +71,7 @@ TEST_CASE("Reader: CString excludes the NUL and borrows", "[reader]") {
   auto b = r.CString();
   REQUIRE(b);
   CHECK(b->empty());
+  CHECK(b->data() == data.data() + 5);
   CHECK_FALSE(r.CString());  // "x" without NUL
   CHECK(r.remaining() == 1);
   auto rest = r.Rest();
