@@ -4,8 +4,10 @@
 After a valid startup and SCRAM-SHA-256 login, each case sends one broken frame: a
 declared length of 3 (below the 4 bytes of the length itself), a declared length of 1 GB,
 an unknown message type byte, and a truncated frame followed by a close. A broken frame
-inside an open transaction must also end that transaction on the shard. Before login,
-startup packets with impossible lengths are sent.
+inside an open transaction must also end that transaction on the shard. A Bind whose
+parameter claims more bytes than the message has, for a statement pgring routes without
+reading values, must get PostgreSQL's own 08P01 error and leave the session usable. Before
+login, startup packets with impossible lengths are sent.
 
 Every case must end with an ErrorResponse carrying SQLSTATE 08P01 or a closed
 connection, promptly (pgring must not wait for 1 GB that will never come), and after
@@ -22,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgtest  # noqa: E402
-from pgtest import check, fail, frame, log  # noqa: E402
+from pgtest import check, cstr, fail, frame, log, parse_error_fields  # noqa: E402
 
 import psycopg  # noqa: E402
 
@@ -192,6 +194,46 @@ def test(env):
             n = c.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
         check(n == 0, f"{name}: the INSERT of the broken client's open transaction is visible on "
                       f"shard0 ({n} row(s)); it must have been rolled back")
+
+    @case("(e2) Bind whose parameter claims more bytes than the message has")
+    def _(name):
+        # The statement names only a table outside the table map: once it is routed, pgring
+        # knows its values decide nothing and passes its Binds on without reading their
+        # parameters. PostgreSQL finds this one broken: 08P01, and the session goes on.
+        conn = logged_in(env, name)
+        sql = cstr(f"SELECT count(*) FROM {TABLE} WHERE id = $1")
+        parse = frame(b"P", b"\0" + sql + struct.pack("!h", 0))
+        execute_sync = frame(b"E", b"\0" + struct.pack("!i", 0)) + frame(b"S")
+
+        def bind(declared, value):
+            return frame(b"B", b"\0\0" + struct.pack("!hhi", 0, 1, declared) + value +
+                         struct.pack("!h", 0))
+
+        def until_ready():
+            messages = []
+            while not messages or messages[-1][0] != b"Z":
+                messages.append(conn.read_message())
+            return messages
+
+        try:
+            for _ in range(2):  # well-formed: routed, and remembered how
+                conn.send(parse + bind(1, b"1") + execute_sync)
+                types = [t for t, _ in until_ready()]
+                check(types == [b"1", b"2", b"D", b"C", b"Z"],
+                      f"{name}: a well-formed Bind returned messages {types}")
+            conn.send(parse + bind(100, b"41") + execute_sync)
+            messages = until_ready()
+            errors = [parse_error_fields(p) for t, p in messages if t == b"E"]
+            check(len(errors) == 1 and errors[0].get("C") == "08P01",
+                  f"{name}: want one 08P01 ErrorResponse before ReadyForQuery, got {messages}")
+            rows, status = conn.query("SELECT 7")
+            check(rows == [("7",)] and status == "I",
+                  f"{name}: after the error the session answered {rows} {status}")
+            log(f"  {name}: ErrorResponse 08P01 {errors[0].get('M')!r}; the session goes on")
+        except pgtest.ConnectionClosed:
+            fail(f"{name}: the connection was closed; the Bind should have reached PostgreSQL")
+        finally:
+            conn.close()
 
     @case("(f) unauthenticated startup packet with length 3")
     def _(name):
