@@ -129,7 +129,9 @@ struct RouteMemo {
   absl::InlinedVector<Source, 2> sources;
 
   // False when this memo, made for the table map `tables_id`, routes the statement the
-  // same whatever its parameter values are (RouteInputs::params may then be null).
+  // same whatever its parameter values are (RouteInputs::params may then be null): the
+  // kinds RouteByMemo (router.cc) answers without reading the inputs. route_memo_test
+  // holds the two to each other.
   bool NeedsValues(uint64_t current_tables_id) const {
     return current_tables_id != tables_id ||
            (kind != Kind::kDefault && kind != Kind::kSession && kind != Kind::kLocal);
