@@ -124,6 +124,7 @@ struct Config {
   std::string path;  // the file it was loaded from
   ListenConfig listen;
   int workers = 0;  // 0: one per CPU core
+  bool io_uring = true;  // batch the workers' sends through io_uring (when the kernel allows)
   PoolConfig pool;
   AuthConfig auth;
   TlsConfig tls;

@@ -28,9 +28,9 @@ namespace {
 constexpr size_t kMaxIdentifier = 63;
 
 // Allowed keys of every map in the schema, in the order the documentation lists them.
-constexpr std::array<std::string_view, 10> kTopKeys = {"listen",        "workers", "pool", "auth",
-                                                       "tls",           "shards",  "ring", "tables",
-                                                       "default_shard", "logging"};
+constexpr std::array<std::string_view, 11> kTopKeys = {
+    "listen", "workers", "io_uring", "pool",          "auth",   "tls",
+    "shards", "ring",    "tables",   "default_shard", "logging"};
 constexpr std::array<std::string_view, 5> kListenKeys = {"host", "port", "admin_port",
                                                          "metrics_port", "database"};
 constexpr std::array<std::string_view, 12> kPoolKeys = {"mode",
@@ -238,6 +238,7 @@ class Builder {
 
     ParseListen(s->Get("listen"), c.listen);
     ReadInt(s->Get("workers"), 0, 1024, "0 starts one io thread per CPU core", c.workers);
+    ReadBool(s->Get("io_uring"), c.io_uring);
     ParsePool(s->Get("pool"), c.pool);
     ParseAuth(*s, c.auth);
     ParseTls(s->Get("tls"), c.tls);

@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "proxy/asio.h"
+#include "proxy/send_ring.h"
 
 namespace pgring::proxy {
 
@@ -170,10 +171,53 @@ class Socket : public TcpSocket {
  public:
   using TcpSocket::basic_stream_socket;
   explicit Socket(TcpSocket&& s) : TcpSocket(std::move(s)) {}
+  Socket(Socket&& s) noexcept
+      : TcpSocket(std::move(s)), send_ring_(s.send_ring_), ring_known_(s.ring_known_) {}
   Socket& operator=(TcpSocket&& s) {
+    DetachSends();
     TcpSocket::operator=(std::move(s));
     reactor_ = nullptr;
+    send_ring_ = nullptr;
+    ring_known_ = false;
     return *this;
+  }
+  ~Socket() { DetachSends(); }
+
+  // The io_context's SendRing (proxy/send_ring.h), or null when sends are plain system
+  // calls. Looked up once per socket.
+  SendRing* send_ring() {
+    if (!ring_known_) {
+      auto& ctx = asio::query(get_executor(), asio::execution::context);
+      send_ring_ = asio::has_service<SendRing>(ctx) ? &asio::use_service<SendRing>(ctx) : nullptr;
+      ring_known_ = true;
+    }
+    return send_ring_;
+  }
+
+  // Asio's cancel, close and release, which also end what the SendRing holds for the
+  // socket: cancel() ends a wait for room in its queue; close() and release() first hand
+  // what is queued to the kernel.
+  void cancel(boost::system::error_code& ec) {
+    if (send_ring_ != nullptr && is_open()) send_ring_->Cancel(native_handle());
+    TcpSocket::cancel(ec);
+  }
+  void close(boost::system::error_code& ec) {
+    DetachSends();
+    TcpSocket::close(ec);
+  }
+  native_handle_type release(boost::system::error_code& ec) {
+    DetachSends();
+    return TcpSocket::release(ec);
+  }
+  void cancel() {
+    boost::system::error_code ec;
+    cancel(ec);
+    asio::detail::throw_error(ec, "cancel");
+  }
+  void close() {
+    boost::system::error_code ec;
+    close(ec);
+    asio::detail::throw_error(ec, "close");
   }
 
   // Reads what arrives (at least one byte) into `room` and calls handler(ec, n) on the
@@ -259,7 +303,13 @@ class Socket : public TcpSocket {
   }
 
  private:
+  void DetachSends() {
+    if (send_ring_ != nullptr && is_open()) send_ring_->Detach(native_handle());
+  }
+
   asio::detail::reactor* reactor_ = nullptr;
+  SendRing* send_ring_ = nullptr;
+  bool ring_known_ = false;
 };
 
 }  // namespace pgring::proxy

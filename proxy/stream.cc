@@ -24,11 +24,12 @@ awaitable<std::tuple<boost::system::error_code, size_t>> Stream::ReadSome(protoc
 }
 
 awaitable<boost::system::error_code> Stream::WriteAll(std::span<const std::byte> bytes) {
-  // Usually the socket takes it all at once: then the coroutine goes on without a
-  // completion to dispatch (Asio posts even a write that succeeded on the spot, and the
-  // post costs the worker an extra epoll_wait before it runs).
+  // Usually the socket (or its SendRing queue) takes it all at once: then the coroutine
+  // goes on without a completion to dispatch (Asio posts even a write that succeeded on
+  // the spot, and the post costs the worker an extra epoll_wait before it runs).
   if (!tls_) {
     if (auto ec = WriteNow(bytes); ec || bytes.empty()) co_return ec;
+    if (auto* ring = socket_.send_ring()) co_return co_await WriteRest(*ring, bytes);
   }
   auto cb = asio::buffer(bytes.data(), bytes.size());
   auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, cb, use_nothrow)
@@ -37,9 +38,24 @@ awaitable<boost::system::error_code> Stream::WriteAll(std::span<const std::byte>
 }
 
 awaitable<boost::system::error_code> Stream::WriteAll(const std::vector<asio::const_buffer>& bufs) {
+  if (auto* ring = tls_ ? nullptr : socket_.send_ring()) {
+    auto rest = bufs;
+    co_return co_await WriteRest(*ring, rest);
+  }
   auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, bufs, use_nothrow)
                       : co_await asio::async_write(socket_, bufs, use_nothrow);
   co_return ec;
+}
+
+template <typename Bytes>
+awaitable<boost::system::error_code> Stream::WriteRest(SendRing& ring, Bytes& rest) {
+  // The queue takes all or nothing: wait for room until it took it all.
+  const int fd = socket_.native_handle();
+  for (;;) {
+    if (auto ec = ring.Send(fd, rest); ec || rest.empty()) co_return ec;
+    auto [ec] = co_await ring.AsyncWaitSpace(fd, use_nothrow);
+    if (ec) co_return ec;
+  }
 }
 
 awaitable<boost::system::error_code> Stream::WaitReadable() {
@@ -60,6 +76,7 @@ boost::system::error_code Errno(int e) { return {e, boost::system::system_catego
 
 boost::system::error_code Stream::WriteNow(std::span<const std::byte>& bytes) {
   if (tls_) return {};
+  if (auto* ring = socket_.send_ring()) return ring->Send(socket_.native_handle(), bytes);
   while (!bytes.empty()) {
     const ssize_t n = socket_detail::SysSend(socket_.native_handle(), bytes.data(),
                                              bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -74,6 +91,7 @@ boost::system::error_code Stream::WriteNow(std::span<const std::byte>& bytes) {
 
 boost::system::error_code Stream::WriteNow(std::vector<asio::const_buffer>& bufs) {
   if (tls_) return {};
+  if (auto* ring = socket_.send_ring()) return ring->Send(socket_.native_handle(), bufs);
   if (bufs.size() == 1) {
     // One piece (a server's answer forwarded whole): send() costs the kernel less than
     // sendmsg(), which first copies in the message header and the I/O vector.

@@ -30,8 +30,10 @@ class Stream {
   // The same without waiting, for the hot path (no coroutine frame, no completion to
   // dispatch). Plain TCP only: on a TLS stream they do nothing. WriteNow writes what the
   // socket takes now and drops it from the front of `bytes`/`bufs` (whatever is left goes
-  // through WriteAll); ReadNow reads what has arrived, 0 bytes when nothing has. Both
-  // return an error code only when the connection failed (or, for ReadNow, was closed).
+  // through WriteAll; with a SendRing it is all or nothing, and an error may be that of
+  // an earlier write whose send failed); ReadNow reads what has arrived, 0 bytes when
+  // nothing has. Both return an error code only when the connection failed (or, for
+  // ReadNow, was closed).
   boost::system::error_code WriteNow(std::span<const std::byte>& bytes);
   boost::system::error_code WriteNow(std::vector<asio::const_buffer>& bufs);
   std::tuple<boost::system::error_code, size_t> ReadNow(protocol::Buffer& buf,
@@ -56,6 +58,10 @@ class Stream {
   void Adopt(asio::io_context& io, const Released& released);
 
  private:
+  // Hands `rest` to the SendRing, waiting for room in the socket's queue as needed.
+  template <typename Bytes>
+  awaitable<boost::system::error_code> WriteRest(SendRing& ring, Bytes& rest);
+
   Socket socket_;
   std::unique_ptr<asio::ssl::stream<TcpSocket&>> tls_;
 };

@@ -10,6 +10,7 @@
 #include "proxy/admin_console.h"
 #include "proxy/client_session.h"
 #include "proxy/proxy.h"
+#include "proxy/send_ring.h"
 #include "spdlog/spdlog.h"
 
 namespace pgring::proxy {
@@ -105,6 +106,19 @@ Worker::Worker(Proxy& proxy, int index, int worker_count,
   verifiers_ = BuildVerifiers(*config_);
   BuildTopology();
   BuildPools();
+  if (config_->io_uring) StartSendRing();
+}
+
+void Worker::StartSendRing() {
+  try {
+    asio::make_service<SendRing>(io_);
+  } catch (const boost::system::system_error& e) {
+    if (index_ == 0) {
+      spdlog::warn("io_uring is not available ({}): sockets send with one system call per "
+                   "write; set io_uring: false to silence this",
+                   e.code().message());
+    }
+  }
 }
 
 Worker::~Worker() { Join(); }

@@ -119,6 +119,9 @@ class Worker {
  private:
   awaitable<void> AcceptLoop(tcp::acceptor& acceptor, bool admin);
   awaitable<void> Maintenance();
+  // Batches this worker's sends through io_uring (proxy/send_ring.h) when the kernel
+  // allows; otherwise sockets send with plain system calls.
+  void StartSendRing();
   void BuildTopology();
   void BuildPools();
   // Expires the start-ups past their deadline and sets the timer for the next one.

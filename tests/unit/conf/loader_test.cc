@@ -40,6 +40,7 @@ TEST_CASE("absent keys keep the defaults of config.h", "[conf][loader]") {
   CHECK(c.listen.metrics_port == 9187);
   CHECK(c.listen.database == "app");
   CHECK(c.workers == 0);
+  CHECK(c.io_uring);
   CHECK(c.pool.mode == PoolMode::kTransaction);
   CHECK(c.pool.size == 20);
   CHECK(c.pool.query_wait_timeout == Duration{5000});
@@ -69,6 +70,7 @@ TEST_CASE("every key lands in its field", "[conf][loader]") {
   metrics_port: 0
   database: shop
 workers: 4
+io_uring: false
 pool:
   mode: Session
   size: 50
@@ -141,6 +143,7 @@ logging:
   CHECK(c.listen.metrics_port == 0);
   CHECK(c.listen.database == "shop");
   CHECK(c.workers == 4);
+  CHECK_FALSE(c.io_uring);
   CHECK(c.pool.mode == PoolMode::kSession);
   CHECK(c.pool.size == 50);
   CHECK(c.pool.min_idle == 5);
@@ -349,6 +352,7 @@ TEST_CASE("the example configuration documents every key", "[conf][loader][examp
                         "metrics_port:",
                         "database:",
                         "workers:",
+                        "io_uring:",
                         "pool:",
                         "mode:",
                         "size:",

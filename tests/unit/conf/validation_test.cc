@@ -135,6 +135,8 @@ TEST_CASE("numbers outside their range name the range", "[conf][validate]") {
         Lines{"t.yaml:1:10: workers: 1025 is out of range; use an integer from 0 to 1024 (0 "
               "starts one io thread per CPU core)"});
   CHECK(Errors(WithBase("workers: -1\n")).size() == 1);
+  CHECK(Errors(WithBase("io_uring: sometimes\n")) ==
+        Lines{"t.yaml:1:11: io_uring: expected true or false, got 'sometimes'"});
   CHECK(Errors(WithBase("pool:\n  size: 0\n")) ==
         Lines{"t.yaml:2:9: pool.size: 0 is out of range; use an integer from 1 to 10000"});
   CHECK(Errors(WithBase("pool:\n  max_clients: 0\n")) ==

@@ -1,0 +1,108 @@
+// The sends of one io_context's sockets, batched into io_uring submissions.
+//
+// A relayed transaction sends twice (the query to the server, the answer to the client),
+// and each send() is a system call whose fixed cost (entering and leaving the kernel)
+// can be as large as the send itself, above all in virtual machines with page-table
+// isolation. A SendRing takes the bytes a socket would send now (a copy: the caller's
+// buffer is free at once) and hands everything the handlers of one event batch queued to
+// the kernel in one io_uring_enter, posted to run after them. Per socket the bytes leave
+// in the order they were given: one send in flight at a time, later bytes wait behind it.
+//
+// Sends that complete on the spot (the usual case) are reaped right after the submission;
+// a send the kernel has to hold (the peer is not reading) completes through a wait on the
+// ring's descriptor. A queue that holds `kLimit` bytes or more takes no more: the caller
+// waits with AsyncWaitSpace, as it would wait for a full socket to drain.
+//
+// One per io_context (an Asio service), used only on that io_context's thread. Created by
+// the worker when the configuration enables it and the kernel provides io_uring; without
+// it sockets send with plain system calls.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
+
+#include "proxy/asio.h"
+
+struct io_uring;
+
+namespace pgring::proxy {
+
+class SendRing : public asio::execution_context::service {
+ public:
+  using key_type = SendRing;
+  static inline asio::execution_context::id id;
+
+  // Bytes a socket's queue holds before it takes no more.
+  static constexpr size_t kLimit = 256 * 1024;
+
+  // Sets up the ring (`entries` submission slots); throws boost::system::system_error when
+  // the kernel refuses (no io_uring, or a seccomp filter denies it).
+  SendRing(asio::execution_context& ctx, unsigned entries = 1024);
+  ~SendRing() override;
+
+  // Takes all of `bytes` for `fd` (and empties the span), or none when fd's queue is
+  // full. Returns the error of an earlier send on fd that failed (then takes nothing).
+  boost::system::error_code Send(int fd, std::span<const std::byte>& bytes);
+  // The same for a sequence of buffers (cleared when taken).
+  boost::system::error_code Send(int fd, std::vector<asio::const_buffer>& bufs);
+
+  // Calls handler(ec) when fd's queue has room again (ec empty), a send on it failed (ec
+  // that error) or Cancel(fd) ran (operation_aborted). One waiter per fd.
+  template <typename Token>
+  auto AsyncWaitSpace(int fd, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this, fd](auto handler) { StartWait(fd, Waiter(std::move(handler))); }, token);
+  }
+
+  // Completes fd's space waiter with operation_aborted (the socket's cancel()).
+  void Cancel(int fd);
+
+  // Before fd is closed or given up: what is queued for it goes to the kernel now; a send
+  // that cannot complete now (the peer does not read) is cancelled. Afterwards the ring
+  // knows nothing of fd (a new socket may get the same number).
+  void Detach(int fd);
+
+  // Whether fd has bytes queued or in flight.
+  bool Busy(int fd) const;
+
+  // Sends in flight and bytes queued, for tests and metrics.
+  size_t in_flight() const { return in_flight_; }
+
+ private:
+  struct Queue;
+  using Waiter = asio::any_completion_handler<void(boost::system::error_code)>;
+
+  void shutdown() override;
+
+  Queue* Find(int fd) const;
+  Queue& Get(int fd);
+  bool Full(const Queue& q) const;
+  void Append(Queue& q, const void* data, size_t size);
+  void StartWait(int fd, Waiter waiter);
+  void List(Queue& q);
+  void ScheduleFlush();
+  void Flush();
+  bool PrepareSends();
+  void Reap();
+  void Completed(Queue& q, int res);
+  void Notify(Queue& q, boost::system::error_code ec);
+  void Drop(Queue* q);
+  void WatchRing();
+
+  asio::io_context& io_;
+  std::unique_ptr<io_uring> ring_;
+  asio::posix::stream_descriptor ring_fd_;
+  std::vector<Queue*> by_fd_;   // the queue of each fd that has one
+  std::vector<Queue*> listed_;  // queues with bytes to hand to the kernel at the next flush
+  std::vector<Queue*> detached_;  // queues of closed sockets whose send is being cancelled
+  size_t in_flight_ = 0;        // submitted sends whose completion has not been reaped
+  bool flush_posted_ = false;
+  bool watching_ = false;
+  bool flushing_ = false;
+};
+
+}  // namespace pgring::proxy
