@@ -58,6 +58,8 @@ void SendRing::shutdown() {
   }
   for (Queue* q : detached_) delete q;
   detached_.clear();
+  for (Queue* q : spare_) delete q;
+  spare_.clear();
   listed_.clear();
 }
 
@@ -68,8 +70,35 @@ SendRing::Queue* SendRing::Find(int fd) const {
 SendRing::Queue& SendRing::Get(int fd) {
   if (static_cast<size_t>(fd) >= by_fd_.size()) by_fd_.resize(static_cast<size_t>(fd) + 64);
   Queue*& q = by_fd_[fd];
-  if (q == nullptr) q = new Queue(fd);
+  if (q == nullptr) {
+    if (spare_.empty()) {
+      q = new Queue(fd);
+    } else {
+      q = spare_.back();
+      spare_.pop_back();
+      q->fd = fd;
+    }
+  }
   return *q;
+}
+
+void SendRing::Recycle(Queue* q) {
+  // A busy worker drains and refills a queue per transaction: keep a few, with their
+  // buffers if they are small, rather than allocate three blocks per send.
+  constexpr size_t kSpares = 64;
+  constexpr size_t kKeepCapacity = 16 * 1024;
+  if (spare_.size() >= kSpares || q->sending.capacity() > kKeepCapacity ||
+      q->waiting.capacity() > kKeepCapacity) {
+    delete q;
+    return;
+  }
+  q->sending.clear();
+  q->sent = 0;
+  q->waiting.clear();
+  q->in_flight = q->listed = q->detached = false;
+  q->error = 0;
+  q->waiter = nullptr;
+  spare_.push_back(q);
 }
 
 bool SendRing::Full(const Queue& q) const { return q.queued() >= kLimit; }
@@ -207,7 +236,7 @@ void SendRing::Completed(Queue& q, int res) {
   q.in_flight = false;
   if (q.detached) {
     detached_.erase(std::find(detached_.begin(), detached_.end(), &q));
-    delete &q;
+    Recycle(&q);
     return;
   }
   if (res == -EINTR || res == -EAGAIN) {
@@ -236,7 +265,7 @@ void SendRing::Completed(Queue& q, int res) {
 void SendRing::Drop(Queue* q) {
   if (q->waiter) return;
   by_fd_[q->fd] = nullptr;
-  delete q;
+  Recycle(q);
 }
 
 void SendRing::Detach(int fd) {
@@ -249,7 +278,7 @@ void SendRing::Detach(int fd) {
   Notify(*q, asio::error::operation_aborted);
   if (q->listed) listed_.erase(std::find(listed_.begin(), listed_.end(), q));
   if (!q->in_flight) {
-    delete q;
+    Recycle(q);
     return;
   }
   // The peer does not read: what the kernel could not take is dropped, as close() drops it.

@@ -91,6 +91,7 @@ class SendRing : public asio::execution_context::service {
   void Completed(Queue& q, int res);
   void Notify(Queue& q, boost::system::error_code ec);
   void Drop(Queue* q);
+  void Recycle(Queue* q);
   void WatchRing();
 
   asio::io_context& io_;
@@ -99,6 +100,7 @@ class SendRing : public asio::execution_context::service {
   std::vector<Queue*> by_fd_;   // the queue of each fd that has one
   std::vector<Queue*> listed_;  // queues with bytes to hand to the kernel at the next flush
   std::vector<Queue*> detached_;  // queues of closed sockets whose send is being cancelled
+  std::vector<Queue*> spare_;     // emptied queues kept for reuse
   size_t in_flight_ = 0;        // submitted sends whose completion has not been reaped
   bool flush_posted_ = false;
   bool watching_ = false;
