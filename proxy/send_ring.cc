@@ -119,6 +119,7 @@ void SendRing::Append(Queue& q, const void* data, size_t size) {
 boost::system::error_code SendRing::Send(int fd, std::span<const std::byte>& bytes) {
   if (bytes.empty()) return {};
   if (!ring_) return asio::error::shut_down;
+  if (fd < 0) return asio::error::bad_descriptor;  // closed
   Queue& q = Get(fd);
   if (q.error != 0) return Errno(q.error);
   if (Full(q)) return {};
@@ -130,6 +131,7 @@ boost::system::error_code SendRing::Send(int fd, std::span<const std::byte>& byt
 boost::system::error_code SendRing::Send(int fd, std::vector<asio::const_buffer>& bufs) {
   if (bufs.empty()) return {};
   if (!ring_) return asio::error::shut_down;
+  if (fd < 0) return asio::error::bad_descriptor;  // closed
   Queue& q = Get(fd);
   if (q.error != 0) return Errno(q.error);
   if (Full(q)) return {};

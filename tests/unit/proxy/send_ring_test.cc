@@ -146,6 +146,16 @@ TEST_CASE("SendRing: close hands what is queued to the kernel before the socket 
   p.Poll();  // the posted flush finds nothing to do
 }
 
+TEST_CASE("SendRing: a write to a closed stream fails with bad_descriptor") {
+  RingPair p;
+  p.stream->Close();
+  const std::string msg = "late";
+  auto bytes = Bytes(msg);
+  CHECK(p.stream->WriteNow(bytes) == asio::error::bad_descriptor);
+  std::vector<asio::const_buffer> bufs = {asio::buffer(msg)};
+  CHECK(p.stream->WriteNow(bufs) == asio::error::bad_descriptor);
+}
+
 TEST_CASE("SendRing: a send that failed is reported by the next write") {
   RingPair p;
   // The peer resets the connection: sends on it fail.
