@@ -116,7 +116,7 @@ void SendRing::Append(Queue& q, const void* data, size_t size) {
   if (!q.in_flight) List(q);
 }
 
-boost::system::error_code SendRing::Send(int fd, std::span<const std::byte>& bytes) {
+boost::system::error_code SendRing::Send(int fd, std::span<const std::byte>& bytes, When when) {
   if (bytes.empty()) return {};
   if (!ring_) return asio::error::shut_down;
   if (fd < 0) return asio::error::bad_descriptor;  // closed
@@ -125,10 +125,12 @@ boost::system::error_code SendRing::Send(int fd, std::span<const std::byte>& byt
   if (Full(q)) return {};
   Append(q, bytes.data(), bytes.size());
   bytes = {};
+  Took(when);
   return {};
 }
 
-boost::system::error_code SendRing::Send(int fd, std::vector<asio::const_buffer>& bufs) {
+boost::system::error_code SendRing::Send(int fd, std::vector<asio::const_buffer>& bufs,
+                                         When when) {
   if (bufs.empty()) return {};
   if (!ring_) return asio::error::shut_down;
   if (fd < 0) return asio::error::bad_descriptor;  // closed
@@ -139,8 +141,20 @@ boost::system::error_code SendRing::Send(int fd, std::vector<asio::const_buffer>
     if (b.size() > 0) Append(q, b.data(), b.size());
   }
   bufs.clear();
-  if (q.queued() == 0 && !q.in_flight) Drop(&q);  // only empty pieces
+  if (q.queued() == 0 && !q.in_flight) {
+    Drop(&q);  // only empty pieces
+  } else {
+    Took(when);
+  }
   return {};
+}
+
+void SendRing::Took(When when) {
+  if (when == When::kNow) {
+    Flush();
+  } else {
+    ScheduleFlush();
+  }
 }
 
 void SendRing::StartWait(int fd, Waiter waiter) {
@@ -168,7 +182,6 @@ void SendRing::List(Queue& q) {
   if (q.listed) return;
   q.listed = true;
   listed_.push_back(&q);
-  ScheduleFlush();
 }
 
 void SendRing::ScheduleFlush() {

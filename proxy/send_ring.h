@@ -44,11 +44,18 @@ class SendRing : public asio::execution_context::service {
   SendRing(asio::execution_context& ctx, unsigned entries = 1024);
   ~SendRing() override;
 
+  // When what a Send takes goes to the kernel: with the other sends of the handlers that
+  // run before the posted flush (the hot path's writes), or at once (a coroutine's write,
+  // a login's step: one system call, and no flush posted that would cost an epoll_wait).
+  enum class When { kBatch, kNow };
+
   // Takes all of `bytes` for `fd` (and empties the span), or none when fd's queue is
   // full. Returns the error of an earlier send on fd that failed (then takes nothing).
-  boost::system::error_code Send(int fd, std::span<const std::byte>& bytes);
+  boost::system::error_code Send(int fd, std::span<const std::byte>& bytes,
+                                 When when = When::kBatch);
   // The same for a sequence of buffers (cleared when taken).
-  boost::system::error_code Send(int fd, std::vector<asio::const_buffer>& bufs);
+  boost::system::error_code Send(int fd, std::vector<asio::const_buffer>& bufs,
+                                 When when = When::kBatch);
 
   // Calls handler(ec) when fd's queue has room again (ec empty), a send on it failed (ec
   // that error) or Cancel(fd) ran (operation_aborted). One waiter per fd.
@@ -82,6 +89,7 @@ class SendRing : public asio::execution_context::service {
   Queue& Get(int fd);
   bool Full(const Queue& q) const;
   void Append(Queue& q, const void* data, size_t size);
+  void Took(When when);
   void StartWait(int fd, Waiter waiter);
   void List(Queue& q);
   void ScheduleFlush();

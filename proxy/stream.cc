@@ -28,8 +28,8 @@ awaitable<boost::system::error_code> Stream::WriteAll(std::span<const std::byte>
   // goes on without a completion to dispatch (Asio posts even a write that succeeded on
   // the spot, and the post costs the worker an extra epoll_wait before it runs).
   if (!tls_) {
-    if (auto ec = WriteNow(bytes); ec || bytes.empty()) co_return ec;
     if (auto* ring = socket_.send_ring()) co_return co_await WriteRest(*ring, bytes);
+    if (auto ec = WriteNow(bytes); ec || bytes.empty()) co_return ec;
   }
   auto cb = asio::buffer(bytes.data(), bytes.size());
   auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, cb, use_nothrow)
@@ -49,10 +49,11 @@ awaitable<boost::system::error_code> Stream::WriteAll(const std::vector<asio::co
 
 template <typename Bytes>
 awaitable<boost::system::error_code> Stream::WriteRest(SendRing& ring, Bytes& rest) {
-  // The queue takes all or nothing: wait for room until it took it all.
+  // The queue takes all or nothing: wait for room until it took it all. A coroutine's
+  // write is not one of a batch of handlers' writes: it goes to the kernel at once.
   const int fd = socket_.native_handle();
   for (;;) {
-    if (auto ec = ring.Send(fd, rest); ec || rest.empty()) co_return ec;
+    if (auto ec = ring.Send(fd, rest, SendRing::When::kNow); ec || rest.empty()) co_return ec;
     auto [ec] = co_await ring.AsyncWaitSpace(fd, use_nothrow);
     if (ec) co_return ec;
   }
