@@ -46,7 +46,8 @@ class SendRing : public asio::execution_context::service {
 
   // When what a Send takes goes to the kernel: with the other sends of the handlers that
   // run before the posted flush (the hot path's writes), or at once (a coroutine's write,
-  // a login's step: one system call, and no flush posted that would cost an epoll_wait).
+  // a login's step: a plain send() when nothing waits before it in the queue, else one
+  // submission; no flush posted that would cost an epoll_wait).
   enum class When { kBatch, kNow };
 
   // Takes all of `bytes` for `fd` (and empties the span), or none when fd's queue is

@@ -29,6 +29,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <span>
 #include <utility>
 
 #include "proxy/asio.h"
@@ -52,6 +53,22 @@ inline ssize_t SysSend(int fd, const void* buf, size_t len, int flags) {
 }
 inline ssize_t SysSendmsg(int fd, const msghdr* msg, int flags) {
   return ::syscall(SYS_sendmsg, fd, msg, flags);
+}
+
+// Non-blocking send() of `bytes` until all went or the socket is full, dropping what went
+// from the front of `bytes`. Returns 0, or errno when the connection failed.
+inline int SendSome(int fd, std::span<const std::byte>& bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = SysSend(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) {
+      bytes = bytes.subspan(static_cast<size_t>(n));
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return 0;
+    } else if (errno != EINTR) {
+      return errno;
+    }
+  }
+  return 0;
 }
 
 enum class RecvStatus { kRead, kClosed, kEmpty, kFailed };

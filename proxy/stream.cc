@@ -78,16 +78,8 @@ boost::system::error_code Errno(int e) { return {e, boost::system::system_catego
 boost::system::error_code Stream::WriteNow(std::span<const std::byte>& bytes) {
   if (tls_) return {};
   if (auto* ring = socket_.send_ring()) return ring->Send(socket_.native_handle(), bytes);
-  while (!bytes.empty()) {
-    const ssize_t n = socket_detail::SysSend(socket_.native_handle(), bytes.data(),
-                                             bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n >= 0) {
-      bytes = bytes.subspan(static_cast<size_t>(n));
-    } else if (errno != EINTR) {
-      return WouldBlock(errno) ? boost::system::error_code{} : Errno(errno);
-    }
-  }
-  return {};
+  const int e = socket_detail::SendSome(socket_.native_handle(), bytes);
+  return e == 0 ? boost::system::error_code{} : Errno(e);
 }
 
 boost::system::error_code Stream::WriteNow(std::vector<asio::const_buffer>& bufs) {
