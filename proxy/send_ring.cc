@@ -118,13 +118,27 @@ void SendRing::Append(Queue& q, const void* data, size_t size) {
   if (!q.in_flight) List(q);
 }
 
+SendRing::Queue* SendRing::Taker(int fd, boost::system::error_code& ec) {
+  ec = {};
+  if (!ring_) {
+    ec = asio::error::shut_down;
+    return nullptr;
+  }
+  if (fd < 0) {
+    ec = asio::error::bad_descriptor;  // closed
+    return nullptr;
+  }
+  Queue& q = Get(fd);
+  if (q.error != 0) ec = Errno(q.error);
+  return ec || Full(q) ? nullptr : &q;
+}
+
 boost::system::error_code SendRing::Send(int fd, std::span<const std::byte>& bytes, When when) {
   if (bytes.empty()) return {};
-  if (!ring_) return asio::error::shut_down;
-  if (fd < 0) return asio::error::bad_descriptor;  // closed
-  Queue& q = Get(fd);
-  if (q.error != 0) return Errno(q.error);
-  if (Full(q)) return {};
+  boost::system::error_code ec;
+  Queue* taker = Taker(fd, ec);
+  if (taker == nullptr) return ec;
+  Queue& q = *taker;
   if (when == When::kNow && !q.in_flight && q.queued() == 0) {
     // Nothing waits before these bytes: one send() costs less than an io_uring_enter for
     // one send. What the socket does not take now goes through the ring.
@@ -142,11 +156,10 @@ boost::system::error_code SendRing::Send(int fd, std::span<const std::byte>& byt
 boost::system::error_code SendRing::Send(int fd, std::vector<asio::const_buffer>& bufs,
                                          When when) {
   if (bufs.empty()) return {};
-  if (!ring_) return asio::error::shut_down;
-  if (fd < 0) return asio::error::bad_descriptor;  // closed
-  Queue& q = Get(fd);
-  if (q.error != 0) return Errno(q.error);
-  if (Full(q)) return {};
+  boost::system::error_code ec;
+  Queue* taker = Taker(fd, ec);
+  if (taker == nullptr) return ec;
+  Queue& q = *taker;
   for (const auto& b : bufs) {
     if (b.size() > 0) Append(q, b.data(), b.size());
   }

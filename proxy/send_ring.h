@@ -88,6 +88,9 @@ class SendRing : public asio::execution_context::service {
 
   Queue* Find(int fd) const;
   Queue& Get(int fd);
+  // fd's queue when it takes bytes now; null when it is full, or with `ec` set when fd is
+  // closed, the ring shut down or an earlier send on fd failed.
+  Queue* Taker(int fd, boost::system::error_code& ec);
   bool Full(const Queue& q) const;
   void Append(Queue& q, const void* data, size_t size);
   void Took(When when);

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -16,17 +17,50 @@ namespace {
 
 using namespace std::chrono_literals;
 
+std::span<const std::byte> Bytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+// `size` bytes of a pattern that shows a lost, repeated or reordered piece.
+std::string Pattern(size_t size, size_t seed) {
+  std::string s(size, '\0');
+  for (size_t k = 0; k < size; ++k) s[k] = static_cast<char>('a' + (k * 7 + seed) % 26);
+  return s;
+}
+
+awaitable<void> WriteAllHolding(std::shared_ptr<Stream> stream, std::string bytes,
+                                std::optional<boost::system::error_code>& wrote) {
+  wrote = co_await stream->WriteAll(Bytes(bytes));
+}
+
 // A loopback pair on an io_context with a SendRing: `stream` writes, `peer` reads.
 struct RingPair {
   asio::io_context io{1};
   SendRing& ring = asio::make_service<SendRing>(io);
   tcp::socket peer{io};
-  std::optional<Stream> stream;
+  std::shared_ptr<Stream> stream;
 
   RingPair() {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     peer.connect(acceptor.local_endpoint());
-    stream.emplace(acceptor.accept(io.get_executor()));
+    stream = std::make_shared<Stream>(acceptor.accept(io.get_executor()));
+  }
+
+  // Writes `chunk` until the queue takes no more (the peer reads nothing).
+  void Fill(const std::string& chunk) {
+    for (int i = 0; i < 1000; ++i) {
+      auto bytes = Bytes(chunk);
+      REQUIRE_FALSE(stream->WriteNow(bytes));
+      Poll();
+      if (!bytes.empty()) return;
+    }
+    FAIL("the queue took 1000 chunks");
+  }
+
+  // Starts a coroutine that writes `bytes` with WriteAll (holding the stream).
+  void WriteAllLater(std::string bytes, std::optional<boost::system::error_code>& wrote) {
+    asio::co_spawn(io, WriteAllHolding(stream, std::move(bytes), wrote), asio::detached);
+    Poll();
   }
 
   int fd() { return stream->socket().native_handle(); }
@@ -55,17 +89,6 @@ struct RingPair {
     return done();
   }
 };
-
-std::span<const std::byte> Bytes(const std::string& s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
-
-// `size` bytes of a pattern that shows a lost, repeated or reordered piece.
-std::string Pattern(size_t size, size_t seed) {
-  std::string s(size, '\0');
-  for (size_t k = 0; k < size; ++k) s[k] = static_cast<char>('a' + (k * 7 + seed) % 26);
-  return s;
-}
 
 TEST_CASE("SendRing: writes are taken at once and leave together, in order") {
   RingPair p;
@@ -118,10 +141,7 @@ TEST_CASE("SendRing: a full queue takes nothing until the peer reads; WriteAll w
   // The rest goes through WriteAll, which waits for room while a thread reads it all.
   all += left;
   std::optional<boost::system::error_code> wrote;
-  asio::co_spawn(
-      p.io, [&]() -> awaitable<void> { wrote = co_await p.stream->WriteAll(Bytes(left)); },
-      asio::detached);
-  p.Poll();
+  p.WriteAllLater(left, wrote);
   CHECK_FALSE(wrote.has_value());
   std::string got;
   std::thread reader([&] { got = p.Receive(all.size()); });
@@ -179,18 +199,10 @@ TEST_CASE("SendRing: a send that failed is reported by the next write") {
 
 TEST_CASE("SendRing: cancel ends a wait for room; close drops what the peer does not take") {
   RingPair p;
-  std::string chunk = Pattern(256 * 1024, 1);
-  for (int i = 0; i < 1000; ++i) {
-    auto bytes = Bytes(chunk);
-    REQUIRE_FALSE(p.stream->WriteNow(bytes));
-    p.Poll();
-    if (!bytes.empty()) break;
-  }
+  const std::string chunk = Pattern(256 * 1024, 1);
+  p.Fill(chunk);
   std::optional<boost::system::error_code> wrote;
-  asio::co_spawn(
-      p.io, [&]() -> awaitable<void> { wrote = co_await p.stream->WriteAll(Bytes(chunk)); },
-      asio::detached);
-  p.Poll();
+  p.WriteAllLater(chunk, wrote);
   REQUIRE_FALSE(wrote.has_value());
   boost::system::error_code ignored;
   p.stream->socket().cancel(ignored);
@@ -205,34 +217,16 @@ TEST_CASE("SendRing: cancel ends a wait for room; close drops what the peer does
   CHECK(p.RunUntil([&] { return p.ring.in_flight() == 0; }));
 }
 
-awaitable<void> WriteAllHolding(std::shared_ptr<Stream> stream, std::string bytes,
-                                std::optional<boost::system::error_code>& wrote) {
-  wrote = co_await stream->WriteAll(Bytes(bytes));
-}
-
 TEST_CASE("SendRing: an io_context destroyed with queued bytes and a waiter frees them") {
   // As in a worker that stops: the socket belongs to a waiting coroutine, destroyed with
   // the io_context after the ring has shut down. ASan reports what leaks or is used after
   // it is freed.
   std::optional<boost::system::error_code> wrote;
   {
-    asio::io_context io{1};
-    asio::make_service<SendRing>(io);
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-    tcp::socket peer(io);
-    peer.connect(acceptor.local_endpoint());
-    auto stream = std::make_shared<Stream>(acceptor.accept(io.get_executor()));
-    const std::string chunk = Pattern(256 * 1024, 2);
-    for (int i = 0; i < 1000; ++i) {
-      auto bytes = Bytes(chunk);
-      REQUIRE_FALSE(stream->WriteNow(bytes));
-      io.restart();
-      io.poll();
-      if (!bytes.empty()) break;
-    }
-    asio::co_spawn(io, WriteAllHolding(std::move(stream), chunk, wrote), asio::detached);
-    io.restart();
-    io.poll();
+    RingPair p;
+    p.Fill(Pattern(256 * 1024, 2));
+    p.WriteAllLater(Pattern(256 * 1024, 3), wrote);
+    REQUIRE_FALSE(wrote.has_value());
   }
   CHECK_FALSE(wrote.has_value());  // destroyed, not resumed
 }
