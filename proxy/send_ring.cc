@@ -32,11 +32,12 @@ boost::system::error_code Errno(int e) { return {e, boost::system::system_catego
 
 }  // namespace
 
-SendRing::SendRing(asio::execution_context& ctx, unsigned entries)
+SendRing::SendRing(asio::execution_context& ctx, unsigned entries, Clock::duration burst)
     : asio::execution_context::service(ctx),
       io_(static_cast<asio::io_context&>(ctx)),
       ring_(std::make_unique<io_uring>()),
-      ring_fd_(io_) {
+      ring_fd_(io_),
+      burst_(burst) {
   if (const int r = io_uring_queue_init(entries, ring_.get(), 0); r < 0) {
     ring_.reset();
     throw boost::system::system_error(Errno(-r), "io_uring_queue_init");

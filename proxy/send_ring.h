@@ -39,9 +39,13 @@ class SendRing : public asio::execution_context::service {
   // Bytes a socket's queue holds before it takes no more.
   static constexpr size_t kLimit = 256 * 1024;
 
+  // Writes closer together than this are batched (Batching).
+  static constexpr Clock::duration kBurst = std::chrono::microseconds(50);
+
   // Sets up the ring (`entries` submission slots); throws boost::system::system_error when
   // the kernel refuses (no io_uring, or a seccomp filter denies it).
-  SendRing(asio::execution_context& ctx, unsigned entries = 1024);
+  SendRing(asio::execution_context& ctx, unsigned entries = 1024,
+           Clock::duration burst = kBurst);
   ~SendRing() override;
 
   // When what a Send takes goes to the kernel: with the other sends of the handlers that
@@ -73,6 +77,17 @@ class SendRing : public asio::execution_context::service {
   // that cannot complete now (the peer does not read) is cancelled. Afterwards the ring
   // knows nothing of fd (a new socket may get the same number).
   void Detach(int fd);
+
+  // Whether a write on fd goes through the queue now: fd has bytes in it (they go first),
+  // or this worker wrote something within the last `burst` (a busy worker, whose sends
+  // are batched). After a quiet spell a write is a plain system call, which costs less
+  // than a submission of one send and posts no flush (an epoll_wait).
+  bool Batching(int fd) {
+    const auto now = Clock::now();
+    const bool burst = now - last_send_ < burst_;
+    last_send_ = now;
+    return burst || Busy(fd);
+  }
 
   // Whether fd has bytes queued or in flight.
   bool Busy(int fd) const;
@@ -114,6 +129,8 @@ class SendRing : public asio::execution_context::service {
   std::vector<Queue*> detached_;  // queues of closed sockets whose send is being cancelled
   std::vector<Queue*> spare_;     // emptied queues kept for reuse
   size_t in_flight_ = 0;        // submitted sends whose completion has not been reaped
+  const Clock::duration burst_;
+  Clock::time_point last_send_{};
   bool flush_posted_ = false;
   bool watching_ = false;
   bool flushing_ = false;

@@ -77,14 +77,18 @@ boost::system::error_code Errno(int e) { return {e, boost::system::system_catego
 
 boost::system::error_code Stream::WriteNow(std::span<const std::byte>& bytes) {
   if (tls_) return {};
-  if (auto* ring = socket_.send_ring()) return ring->Send(socket_.native_handle(), bytes);
+  if (auto* ring = socket_.send_ring(); ring && ring->Batching(socket_.native_handle())) {
+    return ring->Send(socket_.native_handle(), bytes);
+  }
   const int e = socket_detail::SendSome(socket_.native_handle(), bytes);
   return e == 0 ? boost::system::error_code{} : Errno(e);
 }
 
 boost::system::error_code Stream::WriteNow(std::vector<asio::const_buffer>& bufs) {
   if (tls_) return {};
-  if (auto* ring = socket_.send_ring()) return ring->Send(socket_.native_handle(), bufs);
+  if (auto* ring = socket_.send_ring(); ring && ring->Batching(socket_.native_handle())) {
+    return ring->Send(socket_.native_handle(), bufs);
+  }
   if (bufs.size() == 1) {
     // One piece (a server's answer forwarded whole): send() costs the kernel less than
     // sendmsg(), which first copies in the message header and the I/O vector.

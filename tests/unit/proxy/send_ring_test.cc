@@ -33,14 +33,16 @@ awaitable<void> WriteAllHolding(std::shared_ptr<Stream> stream, std::string byte
   wrote = co_await stream->WriteAll(Bytes(bytes));
 }
 
-// A loopback pair on an io_context with a SendRing: `stream` writes, `peer` reads.
+// A loopback pair on an io_context with a SendRing: `stream` writes, `peer` reads. Its
+// writes are batched however far apart they come, unless `burst` says otherwise.
 struct RingPair {
   asio::io_context io{1};
-  SendRing& ring = asio::make_service<SendRing>(io);
+  SendRing& ring;
   tcp::socket peer{io};
   std::shared_ptr<Stream> stream;
 
-  RingPair() {
+  explicit RingPair(Clock::duration burst = Clock::duration::max())
+      : ring(asio::make_service<SendRing>(io, 1024u, burst)) {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     peer.connect(acceptor.local_endpoint());
     stream = std::make_shared<Stream>(acceptor.accept(io.get_executor()));
@@ -116,6 +118,24 @@ TEST_CASE("SendRing: writes are taken at once and leave together, in order") {
   CHECK(p.Receive(want.size()) == want);
   CHECK_FALSE(p.ring.Busy(p.fd()));
   CHECK(p.ring.in_flight() == 0);
+}
+
+TEST_CASE("SendRing: a write after a quiet spell is a plain send; one in a burst is queued") {
+  RingPair p(std::chrono::seconds(30));
+  const std::string first = "first;";
+  auto bytes = Bytes(first);
+  REQUIRE_FALSE(p.stream->WriteNow(bytes));  // the worker's first write: after quiet
+  CHECK(bytes.empty());
+  CHECK_FALSE(p.ring.Busy(p.fd()));
+  CHECK(p.Receive(first.size()) == first);  // sent without running the io_context
+  const std::string second = "second;";
+  bytes = Bytes(second);
+  REQUIRE_FALSE(p.stream->WriteNow(bytes));  // right after: batched
+  CHECK(bytes.empty());
+  CHECK(p.ring.Busy(p.fd()));
+  CHECK(p.peer.available() == 0);
+  p.Poll();
+  CHECK(p.Receive(second.size()) == second);
 }
 
 TEST_CASE("SendRing: a full queue takes nothing until the peer reads; WriteAll waits for room") {
