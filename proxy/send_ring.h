@@ -92,7 +92,7 @@ class SendRing : public asio::execution_context::service {
   // Whether fd has bytes queued or in flight.
   bool Busy(int fd) const;
 
-  // Sends in flight and bytes queued, for tests and metrics.
+  // Submitted sends whose completion has not been reaped (for tests).
   size_t in_flight() const { return in_flight_; }
 
  private:
